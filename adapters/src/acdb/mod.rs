@@ -1,0 +1,96 @@
+//! The ACDB: reading it and generating a synthetic one.
+//!
+//! Readers are blocking (ODBC is a blocking API): run them on a blocking thread
+//! (`tokio::task::spawn_blocking`) and hand batches over a bounded channel.
+//!
+//! Dialects:
+//! - [`Dialect::Sqlite`]: the SQLite ODBC driver holding the ACDB schema (tests, demo);
+//! - [`Dialect::Access`]: the Microsoft Access ODBC driver (production, Windows);
+//! - [`Dialect::File`]: an `.accdb`/`.mdb` file read without ODBC (read-only import on Linux).
+//!
+//! SQL sent over ODBC is restricted to what both the Access and SQLite drivers accept:
+//! `[bracketed names]`, `?` parameters, no `TOP`, no `#date#`, no `Nz`.
+
+use std::fmt;
+
+use domain::acdb::AcdbRow;
+use domain::catalog::{ColumnKind, KeyPart, RowKey, TableSpec};
+
+use crate::Result;
+
+/// Which kind of source a reader talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Access,
+    File,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Sqlite => "SQLite ODBC",
+            Dialect::Access => "Microsoft Access ODBC",
+            Dialect::File => "Access file",
+        })
+    }
+}
+
+/// A column as the source reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The type the driver reports, mapped to ccare's kinds (`None`: a type ccare does not map,
+    /// read as text).
+    pub kind: Option<ColumnKind>,
+}
+
+/// Which rows a scan returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanFilter {
+    /// Every row.
+    All,
+    /// Rows whose key is greater than this one (resuming a key-ordered import).
+    KeyAfter(RowKey),
+    /// Rows whose `column` is at least `value` (a watermark with its trailing window).
+    AtLeast { column: String, value: KeyPart },
+}
+
+/// A streaming read of one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub filter: ScanFilter,
+    /// Rows per batch handed to the callback.
+    pub batch_size: usize,
+}
+
+impl Scan {
+    pub fn all(batch_size: usize) -> Self {
+        Scan { filter: ScanFilter::All, batch_size }
+    }
+}
+
+/// Reads the ACDB. Implementations stream: memory is bounded by the batch size, not the table
+/// size (the file reader is the documented exception: see `file`).
+pub trait AcdbReader: Send {
+    fn dialect(&self) -> Dialect;
+
+    /// The user tables in the source (system tables excluded).
+    fn tables(&mut self) -> Result<Vec<String>>;
+
+    /// The columns of `table` in source order; `Error::AcdbTableMissing` if there is no such table.
+    fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>>;
+
+    fn count_rows(&mut self, table: &str) -> Result<u64>;
+
+    /// Streams the rows of `spec.table` matching `scan.filter`, ordered by the table's key, in
+    /// batches of at most `scan.batch_size`, typed with the spec's column kinds where the driver
+    /// does not say (a value that does not parse as its kind is kept as text, never dropped).
+    /// Stops early when `on_batch` returns `false`.
+    fn scan(
+        &mut self,
+        spec: &TableSpec,
+        scan: &Scan,
+        on_batch: &mut dyn FnMut(Vec<AcdbRow>) -> bool,
+    ) -> Result<()>;
+}

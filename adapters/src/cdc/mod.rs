@@ -1,0 +1,1 @@
+//! ACDB change capture.

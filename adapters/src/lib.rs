@@ -1,0 +1,18 @@
+//! ccare's adapters to the outside world.
+//!
+//! - [`acdb`]: reading the ACDB over ODBC (SQLite stand-in, Microsoft Access) or from an
+//!   `.accdb`/`.mdb` file, and generating a synthetic ACDB;
+//! - [`cdc`]: change capture, turning ACDB rows into events (snapshot, polling, reconciliation);
+//! - [`store`]: the event store (global log, idempotent append, hash chain) over PostgreSQL;
+//! - [`postgres`]: connecting to PostgreSQL, running migrations, and the embedded private cluster.
+//!
+//! Invariant: only this crate and `projections` speak SQL to PostgreSQL; only this crate speaks ODBC.
+#![forbid(unsafe_code)]
+
+pub mod acdb;
+pub mod cdc;
+mod error;
+pub mod postgres;
+pub mod store;
+
+pub use error::{Error, Result};

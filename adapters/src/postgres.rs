@@ -1,0 +1,1 @@
+//! PostgreSQL: connection, migrations, and the embedded private cluster.

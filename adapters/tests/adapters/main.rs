@@ -1,0 +1,1 @@
+//! Integration tests of the adapters against real PostgreSQL and real ODBC drivers.

@@ -1,0 +1,265 @@
+//! The neutral shape of an ACDB row as captured: column name → typed value.
+//!
+//! Rows are kept whole (every column, known or not) so that a column added in Access shows up in
+//! events without a code change. Interpretation of known columns lives in the record modules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One value of an ACDB cell.
+///
+/// Serialised untagged so payloads stay readable: `null`, `true`, `12`, `"text"`,
+/// `{"decimal":"12.5000"}`, `{"datetime":"2024-01-15T10:00:00"}`, `{"bytes":"00ff"}`.
+/// Money and every non-integer number are exact decimals: a binary float never enters the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AcdbValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Text(String),
+    Decimal {
+        #[serde(with = "rust_decimal::serde::str")]
+        decimal: Decimal,
+    },
+    DateTime {
+        datetime: NaiveDateTime,
+    },
+    Bytes {
+        #[serde(with = "hex::serde")]
+        bytes: Vec<u8>,
+    },
+}
+
+impl AcdbValue {
+    pub fn is_null(&self) -> bool {
+        matches!(self, AcdbValue::Null)
+    }
+
+    /// The value as trimmed text, the way the legacy code saw every cell (`str(value).strip()`),
+    /// except that NULL is `None` rather than the string "None".
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            AcdbValue::Null => None,
+            AcdbValue::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
+            AcdbValue::Int(i) => Some(i.to_string()),
+            AcdbValue::Text(s) => Some(s.trim().to_string()),
+            AcdbValue::Decimal { decimal } => Some(decimal.normalize().to_string()),
+            AcdbValue::DateTime { datetime } => Some(datetime.format("%Y-%m-%d %H:%M:%S").to_string()),
+            AcdbValue::Bytes { bytes } => Some(hex::encode(bytes)),
+        }
+    }
+
+    fn hash_into(&self, hasher: &mut Sha256) {
+        fn lp(hasher: &mut Sha256, bytes: &[u8]) {
+            hasher.update((bytes.len() as u32).to_be_bytes());
+            hasher.update(bytes);
+        }
+        match self {
+            AcdbValue::Null => hasher.update([0u8]),
+            AcdbValue::Bool(b) => hasher.update([1u8, u8::from(*b)]),
+            AcdbValue::Int(i) => {
+                hasher.update([2u8]);
+                hasher.update(i.to_be_bytes());
+            }
+            AcdbValue::Text(s) => {
+                hasher.update([3u8]);
+                lp(hasher, s.as_bytes());
+            }
+            AcdbValue::Decimal { decimal } => {
+                // 12.5 and 12.5000 are the same amount: normalise so a driver that pads decimals
+                // differently does not look like an edit.
+                hasher.update([4u8]);
+                lp(hasher, decimal.normalize().to_string().as_bytes());
+            }
+            AcdbValue::DateTime { datetime } => {
+                hasher.update([5u8]);
+                lp(hasher, datetime.format("%Y-%m-%dT%H:%M:%S%.f").to_string().as_bytes());
+            }
+            AcdbValue::Bytes { bytes } => {
+                hasher.update([6u8]);
+                lp(hasher, bytes);
+            }
+        }
+    }
+}
+
+/// A captured row: every column the source returned, by its name as the source spells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AcdbRow {
+    columns: BTreeMap<String, AcdbValue>,
+}
+
+impl AcdbRow {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, column: impl Into<String>, value: AcdbValue) {
+        self.columns.insert(column.into(), value);
+    }
+
+    pub fn with(mut self, column: impl Into<String>, value: AcdbValue) -> Self {
+        self.insert(column, value);
+        self
+    }
+
+    /// The value of a column, matching its name case-insensitively as Access does.
+    /// A column the row does not have reads as `Null`.
+    pub fn get(&self, column: &str) -> &AcdbValue {
+        static NULL: AcdbValue = AcdbValue::Null;
+        if let Some(v) = self.columns.get(column) {
+            return v;
+        }
+        self.columns
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(column))
+            .map(|(_, v)| v)
+            .unwrap_or(&NULL)
+    }
+
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &AcdbValue)> {
+        self.columns.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.columns.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// The row's content hash. NULL cells are left out, so a column added in Access (NULL in
+    /// every existing row) does not turn every row into an update; names are hashed in sorted
+    /// order, so column order does not matter either.
+    pub fn content_hash(&self) -> RowHash {
+        let mut hasher = Sha256::new();
+        for (name, value) in &self.columns {
+            if value.is_null() {
+                continue;
+            }
+            hasher.update((name.len() as u32).to_be_bytes());
+            hasher.update(name.as_bytes());
+            value.hash_into(&mut hasher);
+        }
+        RowHash(hasher.finalize().into())
+    }
+
+    /// Names of the columns whose values differ between `self` (before) and `after`,
+    /// a column missing on one side counting as NULL.
+    pub fn changed_columns(&self, after: &AcdbRow) -> Vec<String> {
+        let mut names: Vec<&String> = self.columns.keys().chain(after.columns.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter(|name| self.get(name) != after.get(name))
+            .cloned()
+            .collect()
+    }
+}
+
+/// SHA-256 of a row's canonical content (see [`AcdbRow::content_hash`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowHash(pub [u8; 32]);
+
+impl RowHash {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let bytes = hex::decode(s).ok()?;
+        Some(RowHash(bytes.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for RowHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RowHash({})", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for RowHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn dec(s: &str) -> AcdbValue {
+        AcdbValue::Decimal { decimal: Decimal::from_str(s).unwrap() }
+    }
+
+    #[test]
+    fn values_round_trip_through_json_with_their_types() {
+        let row = AcdbRow::new()
+            .with("ID", AcdbValue::Int(7))
+            .with("transaction amount", dec("12.5000"))
+            .with(
+                "transaction date",
+                AcdbValue::DateTime {
+                    datetime: NaiveDateTime::from_str("2024-01-15T10:00:00").unwrap(),
+                },
+            )
+            .with("accountnumber", AcdbValue::Text("0045MAK".into()))
+            .with("payment", AcdbValue::Bool(true))
+            .with("current balance", AcdbValue::Null);
+        let json = serde_json::to_string(&row).unwrap();
+        let back: AcdbRow = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, row);
+        assert!(json.contains(r#""transaction amount":{"decimal":"12.5000"}"#), "{json}");
+    }
+
+    #[test]
+    fn a_column_added_with_nulls_does_not_change_the_hash() {
+        let before = AcdbRow::new().with("ID", AcdbValue::Int(1));
+        let after = before.clone().with("NEW COLUMN", AcdbValue::Null);
+        assert_eq!(before.content_hash(), after.content_hash());
+    }
+
+    #[test]
+    fn the_same_amount_written_with_more_decimals_hashes_the_same() {
+        let a = AcdbRow::new().with("x", dec("12.5"));
+        let b = AcdbRow::new().with("x", dec("12.5000"));
+        assert_eq!(a.content_hash(), b.content_hash());
+        let c = AcdbRow::new().with("x", dec("12.51"));
+        assert_ne!(a.content_hash(), c.content_hash());
+    }
+
+    #[test]
+    fn a_text_and_an_integer_with_the_same_digits_hash_differently() {
+        let a = AcdbRow::new().with("PHONE", AcdbValue::Int(58123456));
+        let b = AcdbRow::new().with("PHONE", AcdbValue::Text("58123456".into()));
+        assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn column_lookup_ignores_case_like_access() {
+        let row = AcdbRow::new().with("CUSTOMER ID", AcdbValue::Int(3));
+        assert_eq!(row.get("customer id"), &AcdbValue::Int(3));
+        assert_eq!(row.get("missing"), &AcdbValue::Null);
+    }
+
+    #[test]
+    fn changed_columns_lists_only_the_differences() {
+        let before = AcdbRow::new().with("a", AcdbValue::Int(1)).with("b", AcdbValue::Int(2));
+        let after = AcdbRow::new().with("a", AcdbValue::Int(1)).with("b", AcdbValue::Int(3)).with("c", AcdbValue::Null);
+        assert_eq!(before.changed_columns(&after), vec!["b".to_string()]);
+    }
+}

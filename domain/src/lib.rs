@@ -1,0 +1,19 @@
+//! The ccare domain: what the utility's records mean, free of I/O.
+//!
+//! Layout:
+//! - [`acdb`]: the neutral shape of an ACDB row (column name → typed value) and its content hash;
+//! - [`catalog`]: the ACDB tables ccare captures, their keys and the aggregate type each maps to;
+//! - [`envelope`] and [`event`]: the metadata every stored event carries and the shapes of events
+//!   on their way into and out of the global log;
+//! - [`chain`]: the tamper-evidence hash that links each event of the global log to the previous one.
+//!
+//! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
+//! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
+#![forbid(unsafe_code)]
+
+pub mod acdb;
+pub mod catalog;
+pub mod chain;
+pub mod envelope;
+pub mod event;
+pub mod record;

@@ -1,0 +1,1 @@
+//! Integration tests of the projector runner and read models against a real PostgreSQL.

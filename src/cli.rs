@@ -1,0 +1,136 @@
+//! The command line: `ccare <command>`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "ccare", version, about = "Event-sourced customer care for 1PWR's mini-grids", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything on the embedded defaults: private PostgreSQL, a synthetic ACDB, the API.
+    Demo,
+    /// Run the service roles (default: every configured role).
+    Serve(ServeArgs),
+    /// ACDB change capture: import, then follow changes (`--once`: one cycle and exit).
+    Cdc(CdcArgs),
+    /// Change capture, event log and hash chain status.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Audit tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Read models: status, rebuild.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// The ACDB: generate a synthetic one.
+    Acdb {
+        #[command(subcommand)]
+        command: AcdbCommand,
+    },
+    /// Benchmarks that print a figure next to a limit measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Role {
+    Api,
+    Cdc,
+    Projector,
+    Bridge,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Comma-separated roles to run in this process.
+    #[arg(long, value_delimiter = ',')]
+    pub role: Vec<Role>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CdcArgs {
+    /// Run one capture cycle (import or poll) and exit.
+    #[arg(long)]
+    pub once: bool,
+    #[command(subcommand)]
+    pub command: Option<CdcCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CdcCommand {
+    /// Accept the change that paused TABLE: its next cycle emits it despite the safety stop.
+    Confirm { table: String },
+    /// Run a reconciliation pass now (chunked checksums; repairs drift) and exit.
+    Reconcile,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain over the whole global log; report the first broken link.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each read model's position and lag behind the log head.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a fresh copy from zero while the old one serves, then swap it in.
+    Rebuild {
+        /// The read model (default: all).
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AcdbCommand {
+    /// Write a synthetic ACDB (SQLite, reachable as Driver=SQLite3;Database=FILE).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GenerateArgs {
+    /// The SQLite file to write (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of customers.
+    #[arg(long, default_value_t = 1338)]
+    pub customers: u32,
+    /// Years of history.
+    #[arg(long, default_value_t = 4)]
+    pub years: u32,
+    /// Random seed: the same seed gives the same file.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Generate an ACDB, import it, and compare rows/s with a raw COPY of the same rows.
+    Import {
+        #[arg(long, default_value_t = 1338)]
+        customers: u32,
+        #[arg(long, default_value_t = 4)]
+        years: u32,
+    },
+}

@@ -1,0 +1,297 @@
+//! Configuration from the environment: every setting ccare reads, its default, and its check.
+//!
+//! A missing or malformed setting stops start-up with one line naming it (`ConfigError`'s Display).
+//! Nothing else in the workspace reads environment variables.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {} {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the ACDB is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdbLocation {
+    /// An ODBC connection string (`ACDB_DSN`).
+    Odbc(String),
+    /// An `.accdb`/`.mdb` file read without ODBC (`ACDB_FILE`).
+    File(PathBuf),
+}
+
+/// All of ccare's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`: the PostgreSQL server; unset means a private cluster under the data directory.
+    pub database_url: Option<String>,
+    /// `ACDB_DSN` or `ACDB_FILE`; unset means the demo's synthetic ACDB (only `ccare demo` accepts that).
+    pub acdb: Option<AcdbLocation>,
+    /// `NATS_URL`: optional; without it events flow in-process.
+    pub nats_url: Option<String>,
+    /// `CCARE_DATA_DIR`: the private cluster, the demo's ACDB and other local state (default `.ccare`).
+    pub data_dir: PathBuf,
+    /// `CCARE_LISTEN`: the HTTP address (default 127.0.0.1:8080).
+    pub listen: SocketAddr,
+    /// `CCARE_CDC_POLL_INTERVAL`: time between change-capture cycles (default 5s).
+    pub cdc_poll_interval: Duration,
+    /// `CCARE_CDC_RECONCILE_INTERVAL`: time between reconciliation passes (default 1h).
+    pub cdc_reconcile_interval: Duration,
+    /// `CCARE_CDC_TABLES`: the ACDB tables to capture (default: all known tables).
+    pub cdc_tables: Option<Vec<String>>,
+    /// `CCARE_CDC_SAFETY_SHARE`: the share of a table's rows one cycle may delete or rewrite
+    /// before the table is paused for an operator (default 0.2).
+    pub cdc_safety_share: f64,
+    /// `CCARE_PG_BIN`: the directory of the PostgreSQL server binaries for the private cluster
+    /// (default: the newest under /usr/lib/postgresql).
+    pub pg_bin: Option<PathBuf>,
+    /// `CCARE_LOG`: the log filter (default `info`).
+    pub log_filter: String,
+    /// `CCARE_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_json: bool,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    /// Reads the given variables (tests pass their own).
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        // An empty variable is treated as unset: `FOO= ccare ...` is how people clear a setting.
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let database_url = get("DATABASE_URL")
+            .map(|url| {
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    Ok(url)
+                } else {
+                    Err(ConfigError {
+                        var: "DATABASE_URL",
+                        problem: "must be a postgres:// or postgresql:// URL".into(),
+                    })
+                }
+            })
+            .transpose()?;
+
+        let acdb = match (get("ACDB_DSN"), get("ACDB_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    var: "ACDB_FILE",
+                    problem: "is set together with ACDB_DSN; set only one of them".into(),
+                })
+            }
+            (Some(dsn), None) => {
+                if !dsn.contains('=') {
+                    return Err(ConfigError {
+                        var: "ACDB_DSN",
+                        problem: format!(
+                            "={dsn:?} is not an ODBC connection string (expected e.g. Driver=SQLite3;Database=acdb.sqlite)"
+                        ),
+                    });
+                }
+                Some(AcdbLocation::Odbc(dsn))
+            }
+            (None, Some(file)) => {
+                let path = PathBuf::from(&file);
+                let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+                if !matches!(ext.as_deref(), Some("accdb" | "mdb")) {
+                    return Err(ConfigError {
+                        var: "ACDB_FILE",
+                        problem: format!("={file:?} must name an .accdb or .mdb file"),
+                    });
+                }
+                if !path.is_file() {
+                    return Err(ConfigError {
+                        var: "ACDB_FILE",
+                        problem: format!("={file:?}: no such file"),
+                    });
+                }
+                Some(AcdbLocation::File(path))
+            }
+            (None, None) => None,
+        };
+
+        let nats_url = get("NATS_URL")
+            .map(|url| {
+                let ok = url.starts_with("nats://") || url.starts_with("tls://") || url.contains(':');
+                if ok {
+                    Ok(url)
+                } else {
+                    Err(ConfigError {
+                        var: "NATS_URL",
+                        problem: format!("={url:?} is not a NATS address (expected e.g. nats://127.0.0.1:4222)"),
+                    })
+                }
+            })
+            .transpose()?;
+
+        let data_dir = PathBuf::from(get("CCARE_DATA_DIR").unwrap_or_else(|| ".ccare".into()));
+
+        let listen_raw = get("CCARE_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_raw.parse().map_err(|_| ConfigError {
+            var: "CCARE_LISTEN",
+            problem: format!("={listen_raw:?} is not a socket address (expected e.g. {DEFAULT_LISTEN})"),
+        })?;
+
+        let duration = |var: &'static str, default: &str, min: Duration| -> Result<Duration, ConfigError> {
+            let raw = get(var).unwrap_or_else(|| default.into());
+            let d = humantime::parse_duration(&raw).map_err(|_| ConfigError {
+                var,
+                problem: format!("={raw:?} is not a duration (expected e.g. {default})"),
+            })?;
+            if d < min {
+                return Err(ConfigError {
+                    var,
+                    problem: format!("={raw:?} is shorter than the minimum {}", humantime::format_duration(min)),
+                });
+            }
+            Ok(d)
+        };
+        let cdc_poll_interval = duration("CCARE_CDC_POLL_INTERVAL", "5s", Duration::from_millis(100))?;
+        let cdc_reconcile_interval = duration("CCARE_CDC_RECONCILE_INTERVAL", "1h", Duration::from_secs(1))?;
+
+        let cdc_tables = get("CCARE_CDC_TABLES").map(|list| {
+            list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect::<Vec<_>>()
+        });
+        if let Some(tables) = &cdc_tables {
+            if let Some(unknown) = tables.iter().find(|t| domain::catalog::table_spec(t).is_none()) {
+                let known: Vec<&str> = domain::catalog::CAPTURED_TABLES.iter().map(|t| t.table).collect();
+                return Err(ConfigError {
+                    var: "CCARE_CDC_TABLES",
+                    problem: format!("names {unknown:?}, which is not a table ccare captures ({})", known.join(", ")),
+                });
+            }
+        }
+
+        let share_raw = get("CCARE_CDC_SAFETY_SHARE").unwrap_or_else(|| "0.2".into());
+        let cdc_safety_share = share_raw
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && *s <= 1.0)
+            .ok_or_else(|| ConfigError {
+                var: "CCARE_CDC_SAFETY_SHARE",
+                problem: format!("={share_raw:?} must be a number in (0, 1], e.g. 0.2"),
+            })?;
+
+        let pg_bin = get("CCARE_PG_BIN").map(PathBuf::from);
+        if let Some(dir) = &pg_bin {
+            if !dir.join("initdb").is_file() {
+                return Err(ConfigError {
+                    var: "CCARE_PG_BIN",
+                    problem: format!("={:?} has no initdb", dir.display().to_string()),
+                });
+            }
+        }
+
+        let log_filter = get("CCARE_LOG").unwrap_or_else(|| "info".into());
+        let log_json = match get("CCARE_LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "CCARE_LOG_FORMAT",
+                    problem: format!("={other:?} must be text or json"),
+                })
+            }
+        };
+
+        Ok(Settings {
+            database_url,
+            acdb,
+            nats_url,
+            data_dir,
+            listen,
+            cdc_poll_interval,
+            cdc_reconcile_interval,
+            cdc_tables,
+            cdc_safety_share,
+            pg_bin,
+            log_filter,
+            log_json,
+        })
+    }
+
+    /// The ACDB location, for commands that cannot run without one.
+    pub fn require_acdb(&self) -> Result<&AcdbLocation, ConfigError> {
+        self.acdb.as_ref().ok_or_else(|| ConfigError {
+            var: "ACDB_DSN",
+            problem: "is not set (set ACDB_DSN to an ODBC connection string or ACDB_FILE to an .accdb/.mdb file; `ccare demo` generates one)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_need_no_variable_at_all() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(s.cdc_poll_interval, Duration::from_secs(5));
+        assert_eq!(s.data_dir, PathBuf::from(".ccare"));
+        assert!(s.database_url.is_none() && s.acdb.is_none() && s.nats_url.is_none());
+    }
+
+    #[test]
+    fn each_malformed_setting_is_named_in_the_error() {
+        for (var, value) in [
+            ("CCARE_LISTEN", "localhost"),
+            ("CCARE_CDC_POLL_INTERVAL", "often"),
+            ("CCARE_CDC_POLL_INTERVAL", "1ms"),
+            ("DATABASE_URL", "mysql://x"),
+            ("ACDB_DSN", "just-a-name"),
+            ("ACDB_FILE", "/nonexistent/x.accdb"),
+            ("ACDB_FILE", "notes.txt"),
+            ("CCARE_CDC_TABLES", "tblcustomer,tblnothing"),
+            ("CCARE_CDC_SAFETY_SHARE", "2"),
+            ("CCARE_LOG_FORMAT", "xml"),
+            ("NATS_URL", "nats"),
+        ] {
+            let err = settings(&[(var, value)]).expect_err(var);
+            assert_eq!(err.var, var, "{value}");
+            let line = err.to_string();
+            assert!(!line.contains('\n') && line.contains(var), "{line}");
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let s = settings(&[("DATABASE_URL", ""), ("CCARE_LISTEN", " ")]).unwrap();
+        assert!(s.database_url.is_none());
+        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
+    }
+
+    #[test]
+    fn both_acdb_settings_at_once_are_refused() {
+        let err = settings(&[("ACDB_DSN", "Driver=SQLite3;Database=x"), ("ACDB_FILE", "x.accdb")]).unwrap_err();
+        assert_eq!(err.var, "ACDB_FILE");
+    }
+
+    #[test]
+    fn commands_that_need_an_acdb_name_the_variable_when_it_is_missing() {
+        let err = settings(&[]).unwrap().require_acdb().unwrap_err();
+        assert_eq!(err.var, "ACDB_DSN");
+    }
+}

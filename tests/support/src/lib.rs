@@ -1,0 +1,2 @@
+//! Helpers shared by ccare's integration tests.
+#![forbid(unsafe_code)]
