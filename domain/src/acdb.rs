@@ -55,6 +55,53 @@ impl AcdbValue {
         }
     }
 
+    /// The value as an exact decimal: a `Decimal` as is, an `Int` widened, a `Text` parsed
+    /// (plain or scientific notation) without ever passing through a binary float.
+    /// NULL, blank text, text that is not a number, and non-numeric types give `None`.
+    pub fn as_decimal(&self) -> Option<Decimal> {
+        match self {
+            AcdbValue::Decimal { decimal } => Some(*decimal),
+            AcdbValue::Int(i) => Some(Decimal::from(*i)),
+            AcdbValue::Text(s) => {
+                let s = s.trim();
+                if s.is_empty() {
+                    return None;
+                }
+                s.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s).ok())
+            }
+            _ => None,
+        }
+    }
+
+    /// The value as a whole number: an `Int` as is, a `Text` of digits (trimmed), a `Decimal`
+    /// with no fractional part. Anything else, including `12.5`, gives `None`.
+    pub fn as_i64(&self) -> Option<i64> {
+        use rust_decimal::prelude::ToPrimitive;
+        match self {
+            AcdbValue::Int(i) => Some(*i),
+            AcdbValue::Text(s) => s.trim().parse::<i64>().ok(),
+            AcdbValue::Decimal { decimal } if decimal.fract().is_zero() => decimal.to_i64(),
+            _ => None,
+        }
+    }
+
+    /// The value as a yes/no flag. Access stores True as -1, the legacy portal wrote 1/0, and
+    /// text columns hold `true`/`yes`/`1`: every non-zero number is true. Text that is neither
+    /// a known yes nor a known no gives `None` (Python's `bool("0")` being true is not followed).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            AcdbValue::Bool(b) => Some(*b),
+            AcdbValue::Int(i) => Some(*i != 0),
+            AcdbValue::Decimal { decimal } => Some(!decimal.is_zero()),
+            AcdbValue::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "1" | "-1" | "true" | "yes" | "y" => Some(true),
+                "0" | "false" | "no" | "n" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     fn hash_into(&self, hasher: &mut Sha256) {
         fn lp(hasher: &mut Sha256, bytes: &[u8]) {
             hasher.update((bytes.len() as u32).to_be_bytes());
@@ -247,6 +294,45 @@ mod tests {
         let a = AcdbRow::new().with("PHONE", AcdbValue::Int(58123456));
         let b = AcdbRow::new().with("PHONE", AcdbValue::Text("58123456".into()));
         assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn numbers_are_read_exactly_from_decimals_integers_and_text() {
+        let cases = [
+            (dec("12.5000"), Some("12.5000")),
+            (AcdbValue::Int(-3), Some("-3")),
+            (AcdbValue::Text(" 0.1 ".into()), Some("0.1")),
+            (AcdbValue::Text("1.5e2".into()), Some("150")),
+            (AcdbValue::Text("   ".into()), None),
+            (AcdbValue::Text("abc".into()), None),
+            (AcdbValue::Null, None),
+            (AcdbValue::Bool(true), None),
+        ];
+        for (value, expected) in cases {
+            let expected = expected.map(|e| Decimal::from_str(e).unwrap());
+            assert_eq!(value.as_decimal(), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_come_from_integers_digit_text_and_integral_decimals_only() {
+        assert_eq!(AcdbValue::Int(7).as_i64(), Some(7));
+        assert_eq!(AcdbValue::Text(" 42 ".into()).as_i64(), Some(42));
+        assert_eq!(dec("58123456.0").as_i64(), Some(58123456));
+        assert_eq!(dec("12.5").as_i64(), None);
+        assert_eq!(AcdbValue::Text("12a".into()).as_i64(), None);
+        assert_eq!(AcdbValue::Null.as_i64(), None);
+    }
+
+    #[test]
+    fn flags_follow_access_where_true_is_minus_one() {
+        assert_eq!(AcdbValue::Int(-1).as_bool(), Some(true));
+        assert_eq!(AcdbValue::Int(0).as_bool(), Some(false));
+        assert_eq!(AcdbValue::Bool(true).as_bool(), Some(true));
+        assert_eq!(AcdbValue::Text(" Yes ".into()).as_bool(), Some(true));
+        assert_eq!(AcdbValue::Text("0".into()).as_bool(), Some(false));
+        assert_eq!(AcdbValue::Text("maybe".into()).as_bool(), None);
+        assert_eq!(AcdbValue::Null.as_bool(), None);
     }
 
     #[test]

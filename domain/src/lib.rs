@@ -5,7 +5,8 @@
 //! - [`catalog`]: the ACDB tables ccare captures, their keys and the aggregate type each maps to;
 //! - [`envelope`] and [`event`]: the metadata every stored event carries and the shapes of events
 //!   on their way into and out of the global log;
-//! - [`chain`]: the tamper-evidence hash that links each event of the global log to the previous one.
+//! - [`chain`]: the tamper-evidence hash that links each event of the global log to the previous one;
+//! - [`money`] and [`energy`]: exact amounts (LSL, kWh) rounded once, at the edge.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -14,6 +15,9 @@
 pub mod acdb;
 pub mod catalog;
 pub mod chain;
+pub mod energy;
 pub mod envelope;
 pub mod event;
+pub mod money;
+mod quantity;
 pub mod record;
