@@ -6,7 +6,8 @@
 //! - [`envelope`] and [`event`]: the metadata every stored event carries and the shapes of events
 //!   on their way into and out of the global log;
 //! - [`chain`]: the tamper-evidence hash that links each event of the global log to the previous one;
-//! - [`money`] and [`energy`]: exact amounts (LSL, kWh) rounded once, at the edge.
+//! - [`money`] and [`energy`]: exact amounts (LSL, kWh) rounded once, at the edge;
+//! - [`site`]: site codes, the legacy site-of-an-account rule and the known sites.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -21,3 +22,4 @@ pub mod event;
 pub mod money;
 mod quantity;
 pub mod record;
+pub mod site;
