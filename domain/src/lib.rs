@@ -7,12 +7,14 @@
 //!   on their way into and out of the global log;
 //! - [`chain`]: the tamper-evidence hash that links each event of the global log to the previous one;
 //! - [`money`] and [`energy`]: exact amounts (LSL, kWh) rounded once, at the edge;
-//! - [`site`]: site codes, the legacy site-of-an-account rule and the known sites.
+//! - [`site`]: site codes, the legacy site-of-an-account rule and the known sites;
+//! - [`account`]: canonical account numbers and the legacy rules that read and derive them.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod acdb;
 pub mod catalog;
 pub mod chain;
