@@ -1,5 +1,29 @@
 //! ccare's read models and the projector runner.
 //!
+//! Layout:
+//! - [`ProjectorRunner`] (module `runner`): builds each [`Projection`] from the global log with a
+//!   checkpoint per read model, follows new events (LISTEN/NOTIFY plus a safety poll), rebuilds a
+//!   read model into a fresh generation while the old one serves, and reports status;
+//! - `registry` and `log`: the runner's bookkeeping tables and its bounded reads of `event_log`.
+//!
+//! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
+//! query the views of schema `read_model` ([`READ_MODEL_SCHEMA`]), which always point at the live
+//! generation.
+//!
 //! Invariant: projections only read the global log and write their own read-model tables;
 //! they never emit commands and never touch the ACDB.
 #![forbid(unsafe_code)]
+
+mod error;
+mod log;
+mod projection;
+mod registry;
+mod runner;
+
+pub use error::{Error, Result};
+pub use projection::{qualified, quote_ident, Projection};
+pub use registry::READ_MODEL_SCHEMA;
+pub use runner::{
+    ProjectionState, ProjectionStatus, ProjectorRunner, RebuildProgress, RebuildStatus,
+    RunnerOptions, EVENT_LOG_CHANNEL,
+};

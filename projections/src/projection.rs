@@ -1,0 +1,70 @@
+//! What a read model must provide to be built by the [`ProjectorRunner`](crate::ProjectorRunner).
+
+use async_trait::async_trait;
+use domain::event::StoredEvent;
+use sqlx::PgConnection;
+
+use crate::error::Result;
+
+/// A read model built from the global log.
+///
+/// The runner owns everything around it: where its tables live (a generation schema
+/// `rm_<name>_<n>`, exposed through views in `read_model`), which events it sees (in position
+/// order, each exactly once per generation) and its checkpoint. A projection only copies facts
+/// from events into its tables; interpretation of rows belongs to `domain::records`.
+///
+/// `apply` runs inside the transaction that also moves the checkpoint, so it must not commit, and
+/// it must be deterministic: a rebuild from position 0 has to produce the same tables as the
+/// incremental build did.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// The projection's permanent name (`[a-z][a-z0-9_]{0,39}`): the key of its registry row and
+    /// the stem of its generation schemas. Renaming it orphans the read model.
+    fn name(&self) -> &'static str;
+
+    /// The aggregate types whose events the projection reads, or `None` for every event.
+    /// Events of other types are skipped without being read, which keeps catch-up and rebuilds
+    /// fast on a log that is mostly transactions and readings.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// Creates the projection's tables and indexes in `schema` (which exists and is empty).
+    /// Every table created here gets a view of the same name in `read_model`.
+    async fn create_tables(&self, conn: &mut PgConnection, schema: &str) -> Result<()>;
+
+    /// Applies `events` (in position order, never empty) to the tables in `schema`.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+    ) -> Result<()>;
+}
+
+/// `schema.table` with both parts quoted as SQL identifiers.
+///
+/// Schemas and tables are ccare's own names (generation schemas are built from validated
+/// projection names), quoted anyway so that no name can ever be read as SQL.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+/// `name` quoted as an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_embedded_quotes_doubled() {
+        assert_eq!(
+            qualified("rm_customers_1", "customers"),
+            r#""rm_customers_1"."customers""#
+        );
+        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+}

@@ -1,0 +1,727 @@
+//! The projector runner: builds every read model from the global log and keeps it current.
+//!
+//! Prior art: Marten's async daemon (a checkpoint per projection, catch-up then follow, rebuilds
+//! into a fresh copy) and Axon's tracking tokens (a replay is a reset of the token). ccare's log
+//! has gap-free positions committed in order, so no high-water-mark or gap detection is needed:
+//! a checkpoint n means "every event at or below n is applied", and nothing can later appear
+//! below it.
+//!
+//! - **Applying**: each batch (bounded in events and in positions scanned) is applied and the
+//!   checkpoint moved in one transaction, under the projection's advisory lock, re-reading the
+//!   checkpoint after taking it. A crash loses the whole batch or none of it; two runners
+//!   (two processes) never apply the same event twice.
+//! - **Following**: catch up from the checkpoint, then wake on `NOTIFY ccare_event_log` (sent by
+//!   every append) with a safety poll for notifications lost while the listener reconnects.
+//! - **Rebuilding**: fill generation n+1 from position 0 while n keeps serving (and keeps being
+//!   updated by any runner), then, under the lock, apply the tail, swap the `read_model` views and
+//!   the live generation in one transaction, and drop generation n.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+use crate::log::{self, BatchLimits};
+use crate::projection::Projection;
+use crate::registry;
+
+/// The channel every append notifies with its last position (migrations/…_event_store.sql).
+pub const EVENT_LOG_CHANNEL: &str = "ccare_event_log";
+
+/// Tuning of the runner. The defaults suit ccare's log; tests shorten the intervals.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// The most events applied in one transaction.
+    pub batch_events: i64,
+    /// The widest range of log positions one transaction scans for a projection's events.
+    pub batch_positions: i64,
+    /// How often a following runner looks at the log even without a notification.
+    pub poll_interval: Duration,
+    /// How long a rebuild's swap waits for locks held by readers before trying again.
+    pub swap_lock_timeout: Duration,
+    /// How many times a rebuild tries to swap in its generation.
+    pub swap_attempts: u32,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            batch_events: 2_000,
+            batch_positions: 50_000,
+            poll_interval: Duration::from_secs(3),
+            swap_lock_timeout: Duration::from_secs(5),
+            swap_attempts: 10,
+        }
+    }
+}
+
+impl RunnerOptions {
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            events: self.batch_events.max(1),
+            positions: self.batch_positions.max(1),
+        }
+    }
+}
+
+/// Where a rebuild stands, reported after every batch and once at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildProgress {
+    pub projection: &'static str,
+    /// The generation being built.
+    pub generation: i32,
+    /// The new generation's checkpoint.
+    pub position: i64,
+    /// The log head when the last batch was read.
+    pub head: i64,
+    /// Events applied to the new generation so far.
+    pub events_applied: u64,
+    /// Set once the new generation is live and the old one dropped.
+    pub done: bool,
+}
+
+/// What a projection is doing, as the registry records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectionState {
+    /// Registered with the runner but never made ready: it has no tables yet.
+    NotStarted,
+    /// Serving and being kept current.
+    Live,
+    /// Serving from its live generation while a rebuild fills the next one.
+    Rebuilding,
+}
+
+impl ProjectionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectionState::NotStarted => "not-started",
+            ProjectionState::Live => "live",
+            ProjectionState::Rebuilding => "rebuilding",
+        }
+    }
+}
+
+/// A rebuild in progress (or left behind by one that died).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildStatus {
+    pub generation: i32,
+    pub position: i64,
+    /// Whether a process is working on it now; `false` means it died and the next rebuild
+    /// will discard it.
+    pub running: bool,
+}
+
+/// One projection's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub state: ProjectionState,
+    /// The generation the `read_model` views point at (0 before the first start).
+    pub live_generation: i32,
+    /// The live generation's checkpoint.
+    pub position: i64,
+    /// The log head.
+    pub head: i64,
+    /// Events in the log not yet applied: `head - position`.
+    pub lag: i64,
+    /// When the checkpoint last moved.
+    pub last_applied_at: Option<DateTime<Utc>>,
+    /// Why the last batch failed, until one succeeds.
+    pub last_error: Option<String>,
+    pub rebuild: Option<RebuildStatus>,
+}
+
+/// Builds and follows a set of projections over one database.
+pub struct ProjectorRunner {
+    pool: PgPool,
+    projections: Vec<Arc<dyn Projection>>,
+    options: RunnerOptions,
+}
+
+impl ProjectorRunner {
+    /// A runner for `projections`, whose names must be valid and distinct.
+    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
+        for (i, projection) in projections.iter().enumerate() {
+            let name = projection.name();
+            if !registry::valid_name(name) {
+                return Err(Error::InvalidName {
+                    name: name.to_string(),
+                });
+            }
+            if projections[..i].iter().any(|p| p.name() == name) {
+                return Err(Error::DuplicateName {
+                    name: name.to_string(),
+                });
+            }
+        }
+        Ok(ProjectorRunner {
+            pool,
+            projections,
+            options: RunnerOptions::default(),
+        })
+    }
+
+    /// Replaces the default tuning.
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The projections this runner builds.
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    /// Makes every projection ready to apply events: on first start, creates its generation 1,
+    /// its `read_model` views and its registry row (checkpoint 0). Drops generation schemas left
+    /// behind by an interrupted swap. Safe to call from several processes at once.
+    pub async fn ensure_ready(&self) -> Result<()> {
+        for projection in &self.projections {
+            self.ensure_ready_one(projection.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_ready_one(&self, projection: &dyn Projection) -> Result<()> {
+        let name = projection.name();
+        let mut tx = self.pool.begin().await?;
+        registry::lock_projection(&mut tx, name).await?;
+        match registry::registry_row_of(&mut tx, name).await? {
+            None => {
+                let schema = registry::create_generation(&mut tx, projection, 1).await?;
+                registry::insert_registry_row(&mut tx, name).await?;
+                registry::point_views(&mut tx, name, &schema).await?;
+                tracing::info!(projection = name, schema, "read model created");
+            }
+            Some(row) => {
+                let schema = registry::generation_schema(name, row.live_generation);
+                if !registry::schema_exists(&mut tx, &schema).await? {
+                    return Err(Error::MissingGeneration {
+                        name: name.to_string(),
+                        schema,
+                    });
+                }
+            }
+        }
+        for orphan in registry::orphan_generations(&mut tx, name).await? {
+            registry::drop_schema(&mut tx, &orphan).await?;
+            tracing::info!(
+                projection = name,
+                schema = orphan,
+                "dropped a generation left behind"
+            );
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies every event not yet applied, projection by projection, until each has reached
+    /// the log head seen by its last batch. Returns the number of events handed to projections.
+    pub async fn catch_up(&self) -> Result<u64> {
+        let mut applied = 0;
+        for projection in &self.projections {
+            applied += self
+                .catch_up_one(projection.as_ref(), &mut || false)
+                .await?;
+        }
+        Ok(applied)
+    }
+
+    /// Applies batches of one projection until it is caught up or `stop()` says to stop.
+    async fn catch_up_one(
+        &self,
+        projection: &dyn Projection,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<u64> {
+        let mut applied = 0;
+        loop {
+            let (count, caught_up) = self.apply_next_batch(projection).await?;
+            applied += count;
+            if caught_up || stop() {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Applies the next batch of `projection` to its live generation and moves its checkpoint,
+    /// in one transaction. Returns the events applied and whether the head was reached.
+    async fn apply_next_batch(&self, projection: &dyn Projection) -> Result<(u64, bool)> {
+        let name = projection.name();
+        let mut tx = self.pool.begin().await?;
+        // The checkpoint and the live generation are read under the lock: another runner (or a
+        // rebuild's swap) may have moved them while this one waited.
+        registry::lock_projection(&mut tx, name).await?;
+        let (generation, checkpoint) = registry::live_checkpoint(&mut tx, name).await?;
+        let batch = log::read_batch(
+            &mut tx,
+            checkpoint,
+            projection.aggregate_types(),
+            self.options.limits(),
+        )
+        .await?;
+        if batch.checkpoint == checkpoint {
+            tx.commit().await?;
+            return Ok((0, true));
+        }
+        if !batch.events.is_empty() {
+            let schema = registry::generation_schema(name, generation);
+            projection.apply(&mut tx, &schema, &batch.events).await?;
+        }
+        registry::advance_live(&mut tx, name, batch.checkpoint).await?;
+        tx.commit().await?;
+        Ok((batch.events.len() as u64, batch.caught_up()))
+    }
+
+    /// Follows the log until `shutdown` completes: catches up, then applies new events as they
+    /// are appended. Failures to apply are logged and recorded in the registry (see
+    /// [`status`](Self::status)), and retried on the next wake-up; only a failure to start
+    /// (making the projections ready, listening) is returned.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        self.ensure_ready().await?;
+        let wake = Arc::new(Notify::new());
+        // Listening starts before the first catch-up, so no append can fall between the two.
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(EVENT_LOG_CHANNEL).await?;
+        let listener_task = tokio::spawn(forward_notifications(listener, Arc::clone(&wake)));
+
+        let mut shutdown = std::pin::pin!(shutdown.fuse());
+        let mut stopping = false;
+        while !stopping {
+            for projection in &self.projections {
+                let mut stop = || {
+                    stopping = stopping || (&mut shutdown).now_or_never().is_some();
+                    stopping
+                };
+                if let Err(error) = self.catch_up_one(projection.as_ref(), &mut stop).await {
+                    self.report_failure(projection.name(), &error).await;
+                }
+                if stopping {
+                    break;
+                }
+            }
+            if stopping {
+                break;
+            }
+            tokio::select! {
+                () = &mut shutdown => stopping = true,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+        listener_task.abort();
+        tracing::info!("projector runner stopped");
+        Ok(())
+    }
+
+    async fn report_failure(&self, name: &str, error: &Error) {
+        tracing::error!(projection = name, error = %error, "applying events failed; retrying on the next wake-up");
+        let recorded = match self.pool.acquire().await {
+            Ok(mut conn) => registry::record_failure(&mut conn, name, error).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(projection = name, error = %e, "could not record the failure in the registry");
+        }
+    }
+
+    /// Rebuilds one projection (`Some(name)`) or all of them from position 0 into a new
+    /// generation, while the live one keeps serving; then swaps it in and drops the old one.
+    pub async fn rebuild(
+        &self,
+        name: Option<&str>,
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<()> {
+        let selected: Vec<&Arc<dyn Projection>> = match name {
+            None => self.projections.iter().collect(),
+            Some(name) => vec![self
+                .projections
+                .iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| Error::UnknownProjection {
+                    name: name.to_string(),
+                })?],
+        };
+        for projection in selected {
+            self.ensure_ready_one(projection.as_ref()).await?;
+            self.rebuild_one(projection.as_ref(), progress).await?;
+        }
+        Ok(())
+    }
+
+    async fn rebuild_one(
+        &self,
+        projection: &dyn Projection,
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<()> {
+        let name = projection.name();
+        // The rebuild lock is a session lock on a connection taken out of the pool: whatever
+        // happens (error, panic, cancellation), dropping the connection closes it and frees the lock.
+        let mut lock_conn = self.pool.acquire().await?.detach();
+        if !registry::try_lock_rebuild(&mut lock_conn, name).await? {
+            return Err(Error::RebuildRunning {
+                name: name.to_string(),
+            });
+        }
+        let generation = match self.start_rebuild(projection).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.close_lock_connection(lock_conn, name).await;
+                return Err(e);
+            }
+        };
+        let outcome = self.fill_and_swap(projection, generation, progress).await;
+        if let Err(error) = &outcome {
+            tracing::error!(projection = name, generation, error = %error, "rebuild failed; the live generation keeps serving");
+            if let Err(e) = self.abandon_rebuild(name, generation).await {
+                tracing::warn!(projection = name, error = %e, "could not discard the unfinished generation; the next rebuild will");
+            }
+        }
+        self.close_lock_connection(lock_conn, name).await;
+        outcome
+    }
+
+    async fn close_lock_connection(&self, mut conn: PgConnection, name: &str) {
+        if let Err(e) = registry::unlock_rebuild(&mut conn, name).await {
+            tracing::warn!(projection = name, error = %e, "could not release the rebuild lock; closing its connection releases it");
+        }
+        use sqlx::Connection;
+        if let Err(e) = conn.close().await {
+            tracing::debug!(projection = name, error = %e, "closing the rebuild lock connection");
+        }
+    }
+
+    /// Creates the next generation (discarding one left by a rebuild that died) and records it.
+    async fn start_rebuild(&self, projection: &dyn Projection) -> Result<i32> {
+        let name = projection.name();
+        let mut tx = self.pool.begin().await?;
+        registry::lock_projection(&mut tx, name).await?;
+        let row = registry::registry_row_of(&mut tx, name)
+            .await?
+            .ok_or_else(|| Error::NotReady {
+                name: name.to_string(),
+            })?;
+        if let Some(stale) = row.rebuild_generation {
+            registry::drop_schema(&mut tx, &registry::generation_schema(name, stale)).await?;
+            sqlx::query("delete from projection_rebuilds where name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(
+                projection = name,
+                generation = stale,
+                "discarded the generation of a rebuild that died"
+            );
+        }
+        let generation = row.live_generation + 1;
+        let schema = registry::create_generation(&mut tx, projection, generation).await?;
+        sqlx::query(
+            "insert into projection_rebuilds (name, generation, position) values ($1, $2, 0)",
+        )
+        .bind(name)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("update projection_registry set status = 'rebuilding', updated_at = now() where name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(projection = name, generation, schema, "rebuild started");
+        Ok(generation)
+    }
+
+    async fn fill_and_swap(
+        &self,
+        projection: &dyn Projection,
+        generation: i32,
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<()> {
+        let name = projection.name();
+        let schema = registry::generation_schema(name, generation);
+        let mut applied: u64 = 0;
+        // Fill without the projection's lock: only this rebuild writes the new generation, and the
+        // live one goes on being updated by the runners meanwhile.
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let (position, head, caught_up, count) = self
+                .apply_to_rebuild(&mut tx, projection, generation, &schema)
+                .await?;
+            tx.commit().await?;
+            applied += count;
+            progress(RebuildProgress {
+                projection: name,
+                generation,
+                position,
+                head,
+                events_applied: applied,
+                done: false,
+            });
+            if caught_up {
+                break;
+            }
+        }
+        // The swap: under the lock (no runner is mid-batch), apply what was appended since, then
+        // point the views and the registry at the new generation, all in one transaction.
+        let mut attempt = 0;
+        let (position, head) = loop {
+            attempt += 1;
+            match self
+                .swap(projection, generation, &schema, &mut applied)
+                .await
+            {
+                Ok(done) => break done,
+                Err(Error::Database(e))
+                    if is_lock_timeout(&e) && attempt < self.options.swap_attempts =>
+                {
+                    tracing::info!(
+                        projection = name,
+                        attempt,
+                        "readers held the read-model views; retrying the swap"
+                    );
+                }
+                Err(Error::Database(e)) if is_lock_timeout(&e) => {
+                    return Err(Error::SwapFailed {
+                        name: name.to_string(),
+                        attempts: attempt,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.drop_retired_generations(name).await;
+        progress(RebuildProgress {
+            projection: name,
+            generation,
+            position,
+            head,
+            events_applied: applied,
+            done: true,
+        });
+        tracing::info!(
+            projection = name,
+            generation,
+            position,
+            "rebuilt generation is live"
+        );
+        Ok(())
+    }
+
+    /// Applies one batch to the generation being rebuilt and moves its checkpoint.
+    /// Returns (checkpoint, head, caught up, events applied).
+    async fn apply_to_rebuild(
+        &self,
+        conn: &mut PgConnection,
+        projection: &dyn Projection,
+        generation: i32,
+        schema: &str,
+    ) -> Result<(i64, i64, bool, u64)> {
+        let name = projection.name();
+        let checkpoint: i64 = sqlx::query_scalar(
+            "select position from projection_rebuilds where name = $1 and generation = $2 for update",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NotReady { name: name.to_string() })?;
+        let batch = log::read_batch(
+            &mut *conn,
+            checkpoint,
+            projection.aggregate_types(),
+            self.options.limits(),
+        )
+        .await?;
+        if !batch.events.is_empty() {
+            projection.apply(&mut *conn, schema, &batch.events).await?;
+        }
+        if batch.checkpoint != checkpoint {
+            sqlx::query(
+                "update projection_rebuilds set position = $2, updated_at = now() where name = $1",
+            )
+            .bind(name)
+            .bind(batch.checkpoint)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok((
+            batch.checkpoint,
+            batch.head,
+            batch.caught_up(),
+            batch.events.len() as u64,
+        ))
+    }
+
+    async fn swap(
+        &self,
+        projection: &dyn Projection,
+        generation: i32,
+        schema: &str,
+        applied: &mut u64,
+    ) -> Result<(i64, i64)> {
+        let name = projection.name();
+        let mut tx = self.pool.begin().await?;
+        // Readers running long queries on the views must not stall the read models: past this
+        // wait the swap gives up, and is tried again.
+        sqlx::query(&format!(
+            "set local lock_timeout = {}",
+            self.options.swap_lock_timeout.as_millis()
+        ))
+        .execute(&mut *tx)
+        .await?;
+        registry::lock_projection(&mut tx, name).await?;
+        let mut tail = 0;
+        let (position, head) = loop {
+            let (position, head, caught_up, count) = self
+                .apply_to_rebuild(&mut tx, projection, generation, schema)
+                .await?;
+            tail += count;
+            if caught_up {
+                break (position, head);
+            }
+        };
+        registry::point_views(&mut tx, name, schema).await?;
+        sqlx::query(
+            "update projection_registry set live_generation = $2, position = $3, status = 'live', \
+             last_applied_at = now(), last_error = null, last_error_at = null, updated_at = now() where name = $1",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("delete from projection_rebuilds where name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        *applied += tail;
+        Ok((position, head))
+    }
+
+    /// Drops the generations that are no longer live. Waits a bounded time for readers still
+    /// using them; what it cannot drop now is dropped by the next `ensure_ready`.
+    async fn drop_retired_generations(&self, name: &str) {
+        let result: Result<()> = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(&format!(
+                "set local lock_timeout = {}",
+                self.options.swap_lock_timeout.as_millis()
+            ))
+            .execute(&mut *tx)
+            .await?;
+            registry::lock_projection(&mut tx, name).await?;
+            for schema in registry::orphan_generations(&mut tx, name).await? {
+                registry::drop_schema(&mut tx, &schema).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(projection = name, error = %e, "could not drop the retired generation yet; it will be dropped later");
+        }
+    }
+
+    /// Discards the generation of a failed rebuild; the live generation was never touched.
+    async fn abandon_rebuild(&self, name: &str, generation: i32) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        registry::lock_projection(&mut tx, name).await?;
+        registry::drop_schema(&mut tx, &registry::generation_schema(name, generation)).await?;
+        sqlx::query("delete from projection_rebuilds where name = $1 and generation = $2")
+            .bind(name)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "update projection_registry set status = 'live', updated_at = now() where name = $1",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Each projection's live generation, checkpoint, lag behind the log head, last apply time,
+    /// last failure and rebuild in progress.
+    pub async fn status(&self) -> Result<Vec<ProjectionStatus>> {
+        let mut conn = self.pool.acquire().await?;
+        let head = log::head(&mut conn).await?;
+        let mut statuses = Vec::with_capacity(self.projections.len());
+        for projection in &self.projections {
+            let name = projection.name();
+            let status = match registry::registry_row_of(&mut conn, name).await? {
+                None => ProjectionStatus {
+                    name: name.to_string(),
+                    state: ProjectionState::NotStarted,
+                    live_generation: 0,
+                    position: 0,
+                    head,
+                    lag: head,
+                    last_applied_at: None,
+                    last_error: None,
+                    rebuild: None,
+                },
+                Some(row) => {
+                    let rebuild = match (row.rebuild_generation, row.rebuild_position) {
+                        (Some(generation), Some(position)) => Some(RebuildStatus {
+                            generation,
+                            position,
+                            running: registry::rebuild_running(&mut conn, name).await?,
+                        }),
+                        _ => None,
+                    };
+                    ProjectionStatus {
+                        state: if row.status == "rebuilding" {
+                            ProjectionState::Rebuilding
+                        } else {
+                            ProjectionState::Live
+                        },
+                        live_generation: row.live_generation,
+                        position: row.position,
+                        head,
+                        lag: (head - row.position).max(0),
+                        last_applied_at: row.last_applied_at,
+                        last_error: row.last_error,
+                        rebuild,
+                        name: row.name,
+                    }
+                }
+            };
+            statuses.push(status);
+        }
+        Ok(statuses)
+    }
+}
+
+/// Wakes the runner for every notification on the log channel (`Notify` keeps one pending
+/// wake-up, so a burst of appends costs one catch-up). A lost connection also wakes it, since
+/// notifications sent while it was down are gone.
+async fn forward_notifications(mut listener: PgListener, wake: Arc<Notify>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_)) => wake.notify_one(),
+            Ok(None) => {
+                tracing::info!("event log listener reconnected");
+                wake.notify_one();
+            }
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "event log listener failed; the safety poll covers the gap");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    // 55P03: lock_not_available, raised when lock_timeout expires.
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+}
