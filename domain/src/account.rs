@@ -115,8 +115,8 @@ pub fn derive_from_plot(plot: &str, concession: &str) -> Option<AccountNumber> {
     if rest.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) {
         rest = &rest[1..];
     }
-    let suffix = skip_whitespace(rest)?;
-    if !suffix.chars().next().is_some_and(|c| !c.is_whitespace()) {
+    // After the whitespace comes the type suffix (`\S+`): anything at all but the end.
+    if skip_whitespace(rest)?.is_empty() {
         return None;
     }
     let site = SiteCode::parse(concession).ok()?;
