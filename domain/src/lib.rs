@@ -8,7 +8,8 @@
 //! - [`chain`]: the tamper-evidence hash that links each event of the global log to the previous one;
 //! - [`money`] and [`energy`]: exact amounts (LSL, kWh) rounded once, at the edge;
 //! - [`site`]: site codes, the legacy site-of-an-account rule and the known sites;
-//! - [`account`]: canonical account numbers and the legacy rules that read and derive them.
+//! - [`account`]: canonical account numbers and the legacy rules that read and derive them;
+//! - [`phone`]: phone numbers normalised once to E.164.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -22,6 +23,7 @@ pub mod energy;
 pub mod envelope;
 pub mod event;
 pub mod money;
+pub mod phone;
 mod quantity;
 pub mod record;
 pub mod site;
