@@ -115,6 +115,11 @@ pub fn maseru_time(instant: DateTime<Utc>) -> DateTime<FixedOffset> {
     instant.with_timezone(&Maseru).fixed_offset()
 }
 
+/// The current time in Maseru, +02:00.
+pub fn maseru_now() -> DateTime<FixedOffset> {
+    maseru_time(Utc::now())
+}
+
 impl Envelope {
     /// An envelope for something happening now.
     pub fn now(actor: Actor, correlation_id: Uuid) -> Self {

@@ -9,7 +9,8 @@
 //! - [`money`] and [`energy`]: exact amounts (LSL, kWh) rounded once, at the edge;
 //! - [`site`]: site codes, the legacy site-of-an-account rule and the known sites;
 //! - [`account`]: canonical account numbers and the legacy rules that read and derive them;
-//! - [`phone`]: phone numbers normalised once to E.164.
+//! - [`phone`]: phone numbers normalised once to E.164;
+//! - [`dates`]: the ACDB's date texts and the month/quarter periods of the analytics.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -19,6 +20,7 @@ pub mod account;
 pub mod acdb;
 pub mod catalog;
 pub mod chain;
+pub mod dates;
 pub mod energy;
 pub mod envelope;
 pub mod event;
