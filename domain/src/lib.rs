@@ -10,7 +10,8 @@
 //! - [`site`]: site codes, the legacy site-of-an-account rule and the known sites;
 //! - [`account`]: canonical account numbers and the legacy rules that read and derive them;
 //! - [`phone`]: phone numbers normalised once to E.164;
-//! - [`dates`]: the ACDB's date texts and the month/quarter periods of the analytics.
+//! - [`dates`]: the ACDB's date texts and the month/quarter periods of the analytics;
+//! - [`records`]: typed, read-only readings of captured rows, so projections hold no rules.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -28,4 +29,5 @@ pub mod money;
 pub mod phone;
 mod quantity;
 pub mod record;
+pub mod records;
 pub mod site;
