@@ -11,7 +11,8 @@
 //!    (E.164's limit) [`PhoneError::TooLong`];
 //! 4. `266` followed by the 8-digit national number (optionally with its trunk `0`) is Lesotho;
 //! 5. a bare 8-digit national number, or `0` and 8 digits, is Lesotho (+266): Lesotho numbers
-//!    have 8 digits, and the INTEGER columns hold them without the country code;
+//!    have 8 digits, never starting with 0, and the INTEGER columns hold them without the
+//!    country code;
 //! 6. a number starting with another dial code of the legacy table ([`DIAL_CODES`]: South Africa
 //!    27, Zambia 260, …) keeps it;
 //! 7. a number written as international (`+…` or `00…`) with any other code keeps it;
@@ -72,6 +73,18 @@ const MAX_DIGITS: usize = 15;
 /// has shorter numbers).
 const MIN_FOREIGN_SUBSCRIBER_DIGITS: usize = 7;
 
+/// The Lesotho national number in `digits`: 8 digits, optionally after the trunk prefix `0`.
+/// A national number never starts with 0 (Lesotho numbers start 2, 5, 6 or 8), so `05812345`
+/// is a mistyped 7-digit number, not a number to invent a digit for.
+fn lesotho_national(digits: &str) -> Option<&str> {
+    let national = if digits.len() == LESOTHO_NATIONAL_DIGITS + 1 {
+        digits.strip_prefix('0')?
+    } else {
+        digits
+    };
+    (national.len() == LESOTHO_NATIONAL_DIGITS && !national.starts_with('0')).then_some(national)
+}
+
 /// A phone number in E.164: `+`, the country code, the subscriber number (`+26658123456`).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PhoneNumber(String);
@@ -109,24 +122,12 @@ impl PhoneNumber {
         // The legacy lookup's rule: 266 counts as the country code only in a number longer than
         // 9 digits, so an 8-digit national number that happens to start with 266 stays national.
         if let Some(national) = digits.strip_prefix(LESOTHO).filter(|_| count > 9) {
-            let national = if national.len() == LESOTHO_NATIONAL_DIGITS + 1 {
-                national.strip_prefix('0').unwrap_or(national)
-            } else {
-                national
-            };
-            return if national.len() == LESOTHO_NATIONAL_DIGITS {
-                Ok(PhoneNumber::lesotho(national))
-            } else {
-                Err(PhoneError::Unrecognised { digits: count })
-            };
+            return lesotho_national(national)
+                .map(PhoneNumber::lesotho)
+                .ok_or(PhoneError::Unrecognised { digits: count });
         }
-        if count == LESOTHO_NATIONAL_DIGITS {
-            return Ok(PhoneNumber::lesotho(digits));
-        }
-        if count == LESOTHO_NATIONAL_DIGITS + 1 {
-            if let Some(national) = digits.strip_prefix('0') {
-                return Ok(PhoneNumber::lesotho(national));
-            }
+        if let Some(national) = lesotho_national(digits) {
+            return Ok(PhoneNumber::lesotho(national));
         }
         let known_foreign = DIAL_CODES.iter().any(|d| {
             d.code != LESOTHO && digits.starts_with(d.code) && count >= d.code.len() + MIN_FOREIGN_SUBSCRIBER_DIGITS
@@ -290,9 +291,11 @@ mod tests {
     }
 
     #[test]
-    fn an_eight_digit_number_starting_with_266_is_a_national_number() {
-        // The legacy lookup strips 266 only from numbers longer than 9 digits.
+    fn an_eight_digit_number_starting_with_or_containing_266_is_a_national_number() {
+        // The legacy lookup strips 266 only from numbers longer than 9 digits; the legacy SMS
+        // left any number containing "266" unprefixed, which sent 58266123 nowhere.
         assert_eq!(PhoneNumber::parse("26612345").unwrap().as_str(), "+26626612345");
+        assert_eq!(PhoneNumber::parse("58266123").unwrap().as_str(), "+26658266123");
     }
 
     #[test]
@@ -308,6 +311,8 @@ mod tests {
             ("0821234567", PhoneError::Unrecognised { digits: 10 }),
             ("2781234", PhoneError::Unrecognised { digits: 7 }),
             ("1234567890123456", PhoneError::TooLong { digits: 16 }),
+            ("05812345", PhoneError::Unrecognised { digits: 8 }),
+            ("+266 0581 2345", PhoneError::Unrecognised { digits: 11 }),
         ];
         for (raw, expected) in cases {
             let err = PhoneNumber::parse(raw).unwrap_err();
