@@ -89,6 +89,85 @@ impl AccountNumber {
     }
 }
 
+impl AccountNumber {
+    /// Same as the free function [`derive_from_plot`].
+    pub fn derive_from_plot(plot: &str, concession: &str) -> Option<AccountNumber> {
+        derive_from_plot(plot, concession)
+    }
+
+    /// Same as the free function [`from_survey_id`].
+    pub fn from_survey_id(survey_id: &str) -> Option<AccountNumber> {
+        from_survey_id(survey_id)
+    }
+}
+
+/// What an employee typed to open a customer's data (`/api/customer-data/{acct}`): the input is
+/// trimmed and upper-cased; all digits means a customer id (the legacy then opens that
+/// customer's first account, sorted), anything else an account as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerLookup {
+    CustomerId(i64),
+    Account(String),
+}
+
+impl CustomerLookup {
+    /// `None` for blank input.
+    pub fn parse(raw: &str) -> Option<CustomerLookup> {
+        let text = raw.trim().to_uppercase();
+        if text.is_empty() {
+            return None;
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(id) = text.parse() {
+                return Some(CustomerLookup::CustomerId(id));
+            }
+        }
+        Some(CustomerLookup::Account(text))
+    }
+}
+
+/// The plot numbers an account points back to, when no row links it to a customer
+/// (`crud.py:832-850`): an account of 3–4 digits and 2–4 letters (`0045MAK`, `045MAK`) names
+/// the customers of concession `MAK` whose plot number starts with `MAK 0045` (`MAK 045`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlotSearch {
+    /// The site letters, upper-cased.
+    pub site: String,
+    /// The plot number, digits as written in the account.
+    pub number: String,
+}
+
+impl PlotSearch {
+    /// The search an account text implies, if it has the shape `^(\d{3,4})([A-Za-z]{2,4})$`
+    /// after trimming.
+    pub fn for_account(raw: &str) -> Option<PlotSearch> {
+        let text = raw.trim();
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        let letters = &text[digits..];
+        let shaped = (3..=4).contains(&digits)
+            && (2..=4).contains(&letters.len())
+            && letters.bytes().all(|b| b.is_ascii_alphabetic());
+        shaped.then(|| PlotSearch {
+            site: letters.to_ascii_uppercase(),
+            number: text[..digits].to_string(),
+        })
+    }
+
+    /// The plot-number prefix searched for (`MAK 0045`): the legacy `LIKE '<SITE> <num>%'`.
+    pub fn plot_prefix(&self) -> String {
+        format!("{} {}", self.site, self.number)
+    }
+
+    /// Whether a customer with this plot number and concession is one the search finds.
+    /// Like Access's `LIKE` and `=`, the comparison ignores case; the concession is trimmed.
+    pub fn matches(&self, plot: &str, concession: &str) -> bool {
+        let prefix = self.plot_prefix();
+        plot.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(&prefix))
+            && concession.trim().eq_ignore_ascii_case(&self.site)
+    }
+}
+
 /// The account a customer's plot number implies, the legacy fallback when no account row or
 /// meter names the customer (`customer_api.py:162-218`).
 ///
@@ -352,6 +431,52 @@ mod tests {
         assert_eq!(
             next_account_number(None, &site("AB")),
             Err(AccountNumberError::UnsuitableSite { site: "AB".into() })
+        );
+    }
+
+    #[test]
+    fn the_employee_lookup_reads_digits_as_a_customer_id_and_the_rest_as_an_account() {
+        let cases = [
+            ("45", Some(CustomerLookup::CustomerId(45))),
+            (" 0045 ", Some(CustomerLookup::CustomerId(45))),
+            ("0045mak", Some(CustomerLookup::Account("0045MAK".into()))),
+            (" 45mak ", Some(CustomerLookup::Account("45MAK".into()))),
+            (
+                "99999999999999999999",
+                Some(CustomerLookup::Account("99999999999999999999".into())),
+            ),
+            ("   ", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(CustomerLookup::parse(raw), expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn an_account_points_back_to_plots_of_its_concession() {
+        let search = PlotSearch::for_account(" 0045mak ").unwrap();
+        assert_eq!(search.plot_prefix(), "MAK 0045");
+        assert!(search.matches("MAK 0045 HH", "MAK"));
+        assert!(search.matches("mak 0045B HH", " mak "));
+        assert!(!search.matches("MAK 0045 HH", "SHG"));
+        assert!(!search.matches("MAK 0046 HH", "MAK"));
+        assert!(!search.matches("MAK", "MAK"));
+        assert_eq!(PlotSearch::for_account("045MAK").unwrap().plot_prefix(), "MAK 045");
+        assert_eq!(PlotSearch::for_account("0045AB").unwrap().site, "AB");
+        for odd in ["45MAK", "00045MAK", "0045M", "0045MAKEB", "0045 MAK", "MAK0045", ""] {
+            assert_eq!(PlotSearch::for_account(odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn the_derivations_are_also_reachable_from_the_type() {
+        assert_eq!(
+            AccountNumber::derive_from_plot("KET 0914B HH", "KET").unwrap().as_str(),
+            "0914KET"
+        );
+        assert_eq!(
+            AccountNumber::from_survey_id("MAK 0047 HH").unwrap().as_str(),
+            "0047MAK"
         );
     }
 
