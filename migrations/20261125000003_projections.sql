@@ -12,6 +12,10 @@
 
 create schema read_model;
 
+-- trigram indexes let the read models' case-insensitive substring searches (customer search)
+-- use an index. pg_trgm ships with PostgreSQL and is a trusted extension.
+create extension if not exists pg_trgm;
+
 comment on schema read_model is
     'ccare read models: one view per read-model table, always pointing at the live generation';
 

@@ -4,7 +4,9 @@
 //! - [`ProjectorRunner`] (module `runner`): builds each [`Projection`] from the global log with a
 //!   checkpoint per read model, follows new events (LISTEN/NOTIFY plus a safety poll), rebuilds a
 //!   read model into a fresh generation while the old one serves, and reports status;
-//! - `registry` and `log`: the runner's bookkeeping tables and its bounded reads of `event_log`.
+//! - `registry` and `log`: the runner's bookkeeping tables and its bounded reads of `event_log`;
+//! - [`customers`]: the `customers` read model (customers, phones, accounts, meters) and its queries;
+//! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
 //! query the views of schema `read_model` ([`READ_MODEL_SCHEMA`]), which always point at the live
@@ -14,16 +16,26 @@
 //! they never emit commands and never touch the ACDB.
 #![forbid(unsafe_code)]
 
+pub mod customers;
 mod error;
 mod log;
 mod projection;
+mod read_models;
 mod registry;
 mod runner;
 
+use std::sync::Arc;
+
 pub use error::{Error, Result};
 pub use projection::{qualified, quote_ident, Projection};
+pub use read_models::{Health, ReadModels};
 pub use registry::READ_MODEL_SCHEMA;
 pub use runner::{
     ProjectionState, ProjectionStatus, ProjectorRunner, RebuildProgress, RebuildStatus,
     RunnerOptions, EVENT_LOG_CHANNEL,
 };
+
+/// Every read model ccare builds, for the runner.
+pub fn all_projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(customers::CustomersProjection)]
+}

@@ -1,0 +1,75 @@
+//! [`ReadModels`]: the read side as the api crate sees it, without SQL.
+
+use domain::phone::PhoneNumber;
+use sqlx::PgPool;
+
+use crate::customers::{self, Customer};
+use crate::error::Result;
+use crate::log;
+
+/// A cheap, cloneable handle on the read models (it wraps the connection pool).
+#[derive(Debug, Clone)]
+pub struct ReadModels {
+    pool: PgPool,
+}
+
+/// What `/health` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The position of the last event in the global log.
+    pub event_log_head: i64,
+    /// Customers in the `customers` read model.
+    pub customer_count: i64,
+}
+
+impl ReadModels {
+    pub fn new(pool: PgPool) -> Self {
+        ReadModels { pool }
+    }
+
+    /// The pool underneath, for wiring (the binary shares it with the runner).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// See [`customers::customer_by_id`].
+    pub async fn customer_by_id(&self, customer_id: i64) -> Result<Option<Customer>> {
+        customers::customer_by_id(&self.pool, customer_id).await
+    }
+
+    /// See [`customers::customers_by_phone`].
+    pub async fn customers_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<Customer>> {
+        customers::customers_by_phone(&self.pool, phone).await
+    }
+
+    /// See [`customers::customers_by_account`].
+    pub async fn customers_by_account(&self, account: &str) -> Result<Vec<Customer>> {
+        customers::customers_by_account(&self.pool, account).await
+    }
+
+    /// See [`customers::search`].
+    pub async fn search_customers(&self, query: &str, limit: i64) -> Result<Vec<Customer>> {
+        customers::search(&self.pool, query, limit).await
+    }
+
+    /// See [`customers::customer_count`].
+    pub async fn customer_count(&self) -> Result<i64> {
+        customers::customer_count(&self.pool).await
+    }
+
+    /// See [`customers::account_numbers`].
+    pub async fn account_numbers(&self, customer_id: i64) -> Result<Vec<String>> {
+        customers::account_numbers(&self.pool, customer_id).await
+    }
+
+    /// The log head and the customer count; an error means the database cannot answer.
+    pub async fn health(&self) -> Result<Health> {
+        let mut conn = self.pool.acquire().await?;
+        let event_log_head = log::head(&mut conn).await?;
+        let customer_count = customers::customer_count(&self.pool).await?;
+        Ok(Health {
+            event_log_head,
+            customer_count,
+        })
+    }
+}
