@@ -1,0 +1,174 @@
+//! The blocking ACDB reader behind an async boundary.
+//!
+//! The reader lives on a blocking thread for each call. A scan computes every row's key and
+//! content hash on that thread (so the hashing overlaps the PostgreSQL work on the async side)
+//! and hands chunks over a channel of capacity one: at most three chunks exist at once (one
+//! being read, one queued, one being written), whatever the table size.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use domain::acdb::{AcdbRow, RowHash};
+use domain::catalog::{RejectReason, RowKey, TableSpec};
+
+use super::ReaderFactory;
+use crate::acdb::{AcdbReader, Scan, ScanFilter};
+use crate::{Error, Result};
+
+/// One source row with what the capture derives from it.
+pub(super) struct ScannedRow {
+    /// Position in this scan, from 1.
+    pub ordinal: u64,
+    pub key: Result<RowKey, RejectReason>,
+    pub hash: RowHash,
+    pub row: AcdbRow,
+}
+
+/// Consecutive rows of a scan.
+pub(super) struct Chunk {
+    pub rows: Vec<ScannedRow>,
+    /// When the chunk was read: the detection time of the changes in it.
+    pub read_at: DateTime<Utc>,
+}
+
+/// An ACDB connection used across the steps of one cycle.
+pub(super) struct Source {
+    factory: ReaderFactory,
+    /// `None` after a scan was abandoned (the reader stayed with its thread); reopened on demand.
+    reader: Option<Box<dyn AcdbReader>>,
+}
+
+fn join_error(error: tokio::task::JoinError) -> Error {
+    Error::Cdc(format!("the ACDB reader thread failed: {error}"))
+}
+
+impl Source {
+    pub(super) async fn open(factory: &ReaderFactory) -> Result<Source> {
+        let open = factory.clone();
+        let reader = tokio::task::spawn_blocking(move || open())
+            .await
+            .map_err(join_error)??;
+        Ok(Source {
+            factory: factory.clone(),
+            reader: Some(reader),
+        })
+    }
+
+    fn take_reader(&mut self) -> Box<dyn FnOnce() -> Result<Box<dyn AcdbReader>> + Send> {
+        match self.reader.take() {
+            Some(reader) => Box::new(move || Ok(reader)),
+            None => {
+                let open = self.factory.clone();
+                Box::new(move || open())
+            }
+        }
+    }
+
+    /// Runs `f` with the reader on a blocking thread.
+    pub(super) async fn call<T, F>(&mut self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn AcdbReader) -> Result<T> + Send + 'static,
+    {
+        let reader = self.take_reader();
+        let (reader, out) = tokio::task::spawn_blocking(move || {
+            let mut reader = reader()?;
+            let out = f(reader.as_mut());
+            Ok::<_, Error>((reader, out))
+        })
+        .await
+        .map_err(join_error)??;
+        self.reader = Some(reader);
+        out
+    }
+
+    /// Starts streaming the rows of `spec.table` matching `filter`, in chunks of `chunk_rows`.
+    pub(super) fn scan(
+        &mut self,
+        spec: &'static TableSpec,
+        filter: ScanFilter,
+        chunk_rows: usize,
+    ) -> TableScan<'_> {
+        let chunk_rows = chunk_rows.max(1);
+        let (tx, rx) = mpsc::channel::<Chunk>(1);
+        let reader = self.take_reader();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut reader = match reader() {
+                Ok(reader) => reader,
+                Err(error) => return (None, Err(error)),
+            };
+            let mut ordinal = 0u64;
+            let mut pending: Vec<ScannedRow> = Vec::with_capacity(chunk_rows);
+            let mut receiver_gone = false;
+            let scan = Scan {
+                filter,
+                batch_size: chunk_rows,
+            };
+            let result = reader.scan(spec, &scan, &mut |rows| {
+                for row in rows {
+                    ordinal += 1;
+                    pending.push(ScannedRow {
+                        ordinal,
+                        key: spec.row_key(&row),
+                        hash: row.content_hash(),
+                        row,
+                    });
+                    if pending.len() >= chunk_rows {
+                        let rows = std::mem::replace(&mut pending, Vec::with_capacity(chunk_rows));
+                        if tx
+                            .blocking_send(Chunk {
+                                rows,
+                                read_at: Utc::now(),
+                            })
+                            .is_err()
+                        {
+                            receiver_gone = true;
+                            return false;
+                        }
+                    }
+                }
+                true
+            });
+            if result.is_ok() && !receiver_gone && !pending.is_empty() {
+                // A closed receiver means the consumer stopped first: nothing to report.
+                let _ = tx.blocking_send(Chunk {
+                    rows: pending,
+                    read_at: Utc::now(),
+                });
+            }
+            (Some(reader), result)
+        });
+        TableScan {
+            rx,
+            task: Some(task),
+            source: self,
+        }
+    }
+}
+
+/// A scan in progress. Read chunks with [`TableScan::next`], then call [`TableScan::finish`]
+/// to learn whether the source read to the end; dropping it abandons the scan.
+pub(super) struct TableScan<'s> {
+    rx: mpsc::Receiver<Chunk>,
+    task: Option<JoinHandle<(Option<Box<dyn AcdbReader>>, Result<()>)>>,
+    source: &'s mut Source,
+}
+
+impl TableScan<'_> {
+    /// The next chunk; `None` at the end of the scan or when it failed (see `finish`).
+    pub(super) async fn next(&mut self) -> Option<Chunk> {
+        self.rx.recv().await
+    }
+
+    /// Waits for the reader and returns its outcome; the reader goes back to the source.
+    pub(super) async fn finish(mut self) -> Result<()> {
+        // Draining is not needed: the caller has read until `None`, or has failed and stops
+        // here, in which case closing the channel makes the reader stop at its next chunk.
+        self.rx.close();
+        let task = self.task.take().expect("finish is called once");
+        let (reader, result) = task.await.map_err(join_error)?;
+        self.source.reader = reader;
+        result
+    }
+}
