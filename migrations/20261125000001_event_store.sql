@@ -39,25 +39,27 @@ create function ccare_lp(s text) returns bytea
 language sql immutable strict parallel safe
 as $$ select int4send(octet_length(convert_to(s, 'UTF8'))) || convert_to(s, 'UTF8') $$;
 
+-- parameters are prefixed: `position` is an SQL keyword (position(a in b)) and cannot stand
+-- alone as an expression.
 create function ccare_event_link(
-    prev bytea, position bigint, event_id uuid, aggregate_type text, aggregate_id text,
-    sequence bigint, event_type text, event_version text, payload json, metadata json,
-    recorded_at timestamptz
+    p_prev bytea, p_position bigint, p_event_id uuid, p_aggregate_type text, p_aggregate_id text,
+    p_sequence bigint, p_event_type text, p_event_version text, p_payload json, p_metadata json,
+    p_recorded_at timestamptz
 ) returns bytea
 language sql immutable strict parallel safe
 as $$
     select sha256(
-        prev
-        || int8send(position)
-        || uuid_send(event_id)
-        || ccare_lp(aggregate_type)
-        || ccare_lp(aggregate_id)
-        || int8send(sequence)
-        || ccare_lp(event_type)
-        || ccare_lp(event_version)
-        || ccare_lp(payload::text)
-        || ccare_lp(metadata::text)
-        || int8send((extract(epoch from recorded_at) * 1000000)::bigint)
+        p_prev
+        || int8send(p_position)
+        || uuid_send(p_event_id)
+        || ccare_lp(p_aggregate_type)
+        || ccare_lp(p_aggregate_id)
+        || int8send(p_sequence)
+        || ccare_lp(p_event_type)
+        || ccare_lp(p_event_version)
+        || ccare_lp(p_payload::text)
+        || ccare_lp(p_metadata::text)
+        || int8send((extract(epoch from p_recorded_at) * 1000000)::bigint)
     )
 $$;
 

@@ -20,6 +20,16 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("embedded PostgreSQL: {0}")]
     EmbeddedPostgres(String),
+    /// The server could not be reached or refused the login; `target` is `host:port (database …)`.
+    #[error("cannot connect to PostgreSQL at {target}: {message}")]
+    PgConnect { target: String, message: String },
+    /// The connection URL does not parse; the message never repeats the URL (it may hold a password).
+    #[error("DATABASE_URL is not a valid PostgreSQL URL (postgres://user@host:port/database): {0}")]
+    DatabaseUrl(String),
+    /// An append collided with an event already stored (or another in the batch) for the same
+    /// aggregate and sequence: someone else decided first. The transaction is aborted.
+    #[error("event store: {message} (SQLSTATE {sqlstate})")]
+    Conflict { sqlstate: String, message: String },
     #[error("event store: {0}")]
     Store(String),
     #[error("change capture: {0}")]

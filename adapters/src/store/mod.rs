@@ -1,1 +1,341 @@
 //! The event store over PostgreSQL: the global log (see migrations/…_event_store.sql).
+//!
+//! Every append takes the lock on the single `event_log_head` row, so appends (including
+//! postgres-es writes through the `events` view) are serialised: positions are gap-free and
+//! commit order is position order. A follower that has read up to position n therefore never
+//! later finds an event committed below n, and can simply ask for "everything after n".
+//!
+//! Each event is chained to the previous one by `link_hash` (`domain::chain`); see
+//! [`EventStore::verify_chain`].
+
+mod copy;
+mod verify;
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use domain::chain::{link_hash, LinkedContent};
+use domain::event::{NewEvent, StoredEvent};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::{Error, Result};
+use copy::CopyRows;
+
+pub use verify::{BrokenLink, ChainReport, ChainStatus};
+
+/// The channel on which every append notifies its last position (as text).
+pub const NOTIFY_CHANNEL: &str = "ccare_event_log";
+
+/// COPY data is sent to the server in chunks of about this many bytes, so a batch of tens of
+/// thousands of events never sits in memory twice.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+const COPY_STATEMENT: &str =
+    "copy event_log (position, event_id, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata, recorded_at, link_hash) from stdin";
+
+/// The global log in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+/// The last event of the log: its position (0 when the log is empty) and link hash
+/// (32 zero bytes when empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    pub position: i64,
+    pub link_hash: [u8; 32],
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Events written.
+    pub appended: u64,
+    /// Events skipped because their `event_id` was already stored (or repeated in the batch).
+    pub duplicates: u64,
+    /// The head after the append.
+    pub head: LogHead,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        EventStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends `events` in a transaction of its own. See [`EventStore::append_in`].
+    pub async fn append(&self, events: &[NewEvent]) -> Result<AppendOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = Self::append_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Appends `events`, in order, in the caller's transaction (so the caller can commit its
+    /// own state, such as a capture checkpoint, atomically with the events).
+    ///
+    /// Idempotent by `event_id`: an event whose id is already stored, or that repeats an id
+    /// earlier in `events`, is skipped and counted as a duplicate. The transaction holds the
+    /// log's head lock from here until it ends, blocking every other append: keep it short.
+    ///
+    /// An event colliding with a stored one on (aggregate type, aggregate id, sequence) fails
+    /// the whole append with [`Error::Conflict`]; the transaction is then aborted and must be
+    /// rolled back.
+    pub async fn append_in(conn: &mut PgConnection, events: &[NewEvent]) -> Result<AppendOutcome> {
+        if events.is_empty() {
+            return Ok(AppendOutcome {
+                appended: 0,
+                duplicates: 0,
+                head: read_head(conn).await?,
+            });
+        }
+        for event in events {
+            validate(event)?;
+        }
+
+        // One timestamp for the batch, from the server's clock like the trigger path's, taken
+        // under the lock so recorded_at never decreases along the log. Microseconds: what
+        // timestamptz stores, hence what the chain covers.
+        let row = sqlx::query(
+            "select position, link_hash, date_trunc('microseconds', clock_timestamp()) as now \
+             from event_log_head for update",
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(missing_head)?;
+        let mut head = LogHead {
+            position: row.try_get(0)?,
+            link_hash: link_array(row.try_get(1)?, "event_log_head")?,
+        };
+        let recorded_at: DateTime<Utc> = row.try_get(2)?;
+
+        let fresh = Self::unstored(conn, events).await?;
+        let duplicates = (events.len() - fresh.len()) as u64;
+        if fresh.is_empty() {
+            return Ok(AppendOutcome {
+                appended: 0,
+                duplicates,
+                head,
+            });
+        }
+
+        let recorded_at_micros = recorded_at.timestamp_micros();
+        let recorded_at_text = recorded_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+        let mut copy = conn.copy_in_raw(COPY_STATEMENT).await?;
+        let mut rows = CopyRows::with_capacity(COPY_CHUNK_BYTES + COPY_CHUNK_BYTES / 4);
+        for event in &fresh {
+            let position = head.position + 1;
+            // Serialised once: the chain covers exactly the text stored.
+            let payload = serde_json::to_string(&event.payload).expect("a JSON value serialises");
+            let metadata = serde_json::to_string(&event.metadata).expect("a string map serialises");
+            let link = link_hash(
+                &head.link_hash,
+                &LinkedContent {
+                    position,
+                    event_id: event.event_id,
+                    aggregate_type: &event.aggregate_type,
+                    aggregate_id: &event.aggregate_id,
+                    sequence: event.sequence,
+                    event_type: &event.event_type,
+                    event_version: &event.event_version,
+                    payload: &payload,
+                    metadata: &metadata,
+                    recorded_at_micros,
+                },
+            );
+            rows.int(position);
+            rows.uuid(event.event_id);
+            rows.text(&event.aggregate_type);
+            rows.text(&event.aggregate_id);
+            rows.int(event.sequence);
+            rows.text(&event.event_type);
+            rows.text(&event.event_version);
+            rows.text(&payload);
+            rows.text(&metadata);
+            rows.text(&recorded_at_text);
+            rows.bytea(&link);
+            rows.end_row();
+            head = LogHead {
+                position,
+                link_hash: link,
+            };
+            if rows.len() >= COPY_CHUNK_BYTES {
+                copy.send(rows.take()).await.map_err(append_error)?;
+            }
+        }
+        if rows.len() > 0 {
+            copy.send(rows.take()).await.map_err(append_error)?;
+        }
+        copy.finish().await.map_err(append_error)?;
+
+        sqlx::query(
+            "with moved as (update event_log_head set position = $1, link_hash = $2 returning position) \
+             select pg_notify($3, position::text) from moved",
+        )
+        .bind(head.position)
+        .bind(&head.link_hash[..])
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+
+        Ok(AppendOutcome {
+            appended: fresh.len() as u64,
+            duplicates,
+            head,
+        })
+    }
+
+    /// The events of `events` whose id is not stored yet, first occurrence of each id only.
+    /// Race-free because the caller holds the head lock, which every append takes.
+    async fn unstored<'e>(
+        conn: &mut PgConnection,
+        events: &'e [NewEvent],
+    ) -> Result<Vec<&'e NewEvent>> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let stored: HashSet<Uuid> =
+            sqlx::query_scalar("select event_id from event_log where event_id = any($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        let mut seen = HashSet::with_capacity(events.len());
+        Ok(events
+            .iter()
+            .filter(|e| !stored.contains(&e.event_id) && seen.insert(e.event_id))
+            .collect())
+    }
+
+    /// The current head (committed appends only).
+    pub async fn head(&self) -> Result<LogHead> {
+        let mut conn = self.pool.acquire().await?;
+        read_head(&mut conn).await
+    }
+
+    /// Up to `limit` events with a position above `after_position`, in position order.
+    /// Because positions are assigned in commit order, reading on from the last position seen
+    /// never skips an event.
+    pub async fn read_after(&self, after_position: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "select position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                    payload::text, metadata::text, recorded_at \
+             from event_log where position > $1 order by position limit $2",
+        )
+        .bind(after_position)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_event).collect()
+    }
+}
+
+async fn read_head(conn: &mut PgConnection) -> Result<LogHead> {
+    let row = sqlx::query("select position, link_hash from event_log_head")
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(missing_head)?;
+    Ok(LogHead {
+        position: row.try_get(0)?,
+        link_hash: link_array(row.try_get(1)?, "event_log_head")?,
+    })
+}
+
+fn missing_head() -> Error {
+    Error::Store(
+        "event_log_head has no row: the event-store migration has not run on this database".into(),
+    )
+}
+
+fn link_array(bytes: Vec<u8>, table: &str) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        Error::Store(format!(
+            "{table} holds a {}-byte link hash, not 32",
+            b.len()
+        ))
+    })
+}
+
+/// Rejects what PostgreSQL would refuse mid-COPY, with a message naming the event.
+fn validate(event: &NewEvent) -> Result<()> {
+    if event.sequence < 1 {
+        return Err(Error::Store(format!(
+            "event {} has sequence {}; sequences start at 1",
+            event.event_id, event.sequence
+        )));
+    }
+    let texts = [
+        ("aggregate_type", &event.aggregate_type),
+        ("aggregate_id", &event.aggregate_id),
+        ("event_type", &event.event_type),
+        ("event_version", &event.event_version),
+    ];
+    for (field, value) in texts {
+        if value.contains('\0') {
+            return Err(Error::Store(format!(
+                "event {} has a NUL character in {field}, which PostgreSQL text cannot hold",
+                event.event_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Maps a failed COPY: a uniqueness violation means another event already took the
+/// (aggregate, sequence) slot.
+fn append_error(error: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &error {
+        if db.code().as_deref() == Some("23505") {
+            let constraint = db.constraint().unwrap_or("unique").to_string();
+            let message = if constraint.contains("sequence") {
+                "an event for the same aggregate and sequence is already stored (or repeated in the batch): \
+                 the aggregate changed concurrently"
+                    .to_string()
+            } else {
+                format!("the append violates {constraint} on event_log")
+            };
+            return Error::Conflict {
+                sqlstate: "23505".into(),
+                message,
+            };
+        }
+    }
+    Error::Database(error)
+}
+
+fn stored_event(row: &PgRow) -> Result<StoredEvent> {
+    let position: i64 = row.try_get(0)?;
+    let payload_text: String = row.try_get(7)?;
+    let metadata_text: String = row.try_get(8)?;
+    let payload = serde_json::from_str(&payload_text).map_err(|e| {
+        Error::Store(format!(
+            "the payload at position {position} is not readable JSON: {e}"
+        ))
+    })?;
+    let metadata: BTreeMap<String, String> = serde_json::from_str(&metadata_text).map_err(|e| {
+        Error::Store(format!(
+            "the metadata at position {position} is not a JSON object of strings: {e}"
+        ))
+    })?;
+    Ok(StoredEvent {
+        position,
+        event_id: row.try_get(1)?,
+        aggregate_type: row.try_get(2)?,
+        aggregate_id: row.try_get(3)?,
+        sequence: row.try_get(4)?,
+        event_type: row.try_get(5)?,
+        event_version: row.try_get(6)?,
+        payload,
+        metadata,
+        recorded_at: row.try_get(9)?,
+    })
+}

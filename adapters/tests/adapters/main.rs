@@ -1,1 +1,3 @@
 //! Integration tests of the adapters against real PostgreSQL and real ODBC drivers.
+mod postgres;
+mod store;

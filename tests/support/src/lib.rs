@@ -1,2 +1,3 @@
 //! Helpers shared by ccare's integration tests.
 #![forbid(unsafe_code)]
+pub mod pg;

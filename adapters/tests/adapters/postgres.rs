@@ -1,0 +1,254 @@
+//! The private PostgreSQL cluster (real system binaries) and connecting to PostgreSQL.
+
+use std::path::{Path, PathBuf};
+
+use adapters::postgres::{self, EmbeddedPostgres};
+
+fn bin_dir() -> PathBuf {
+    postgres::find_bin_dir(None).expect("the PostgreSQL server binaries are installed")
+}
+
+/// Starts the cluster of `dir`, with a watchdog that stops it should this test process die.
+async fn start(dir: &Path) -> EmbeddedPostgres {
+    let cluster = EmbeddedPostgres::start(dir, &bin_dir()).await.unwrap();
+    testkit::pg::stop_when_this_process_exits(&cluster, &[cluster.cluster_dir().to_path_buf()]);
+    cluster
+}
+
+fn postmaster_pid(cluster: &EmbeddedPostgres) -> i32 {
+    let pid_file = cluster.cluster_dir().join("data/postmaster.pid");
+    std::fs::read_to_string(pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn count_notes(url: &str) -> i64 {
+    let pool = postgres::connect(url).await.unwrap();
+    let count = sqlx::query_scalar("select count(*) from notes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    count
+}
+
+#[tokio::test]
+async fn an_embedded_cluster_keeps_its_data_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    assert!(cluster.owns_server());
+    let pool = postgres::connect(&cluster.url()).await.unwrap();
+    sqlx::query("create table notes (body text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into notes values ('kept')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let first_port = cluster.port();
+
+    cluster.stop().await.unwrap();
+    let restarted = start(dir.path()).await;
+
+    assert_eq!(
+        restarted.port(),
+        first_port,
+        "the port chosen at initialisation is kept"
+    );
+    assert_eq!(count_notes(&restarted.url()).await, 1);
+    restarted.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stopped_cluster_no_longer_accepts_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    let url = cluster.url();
+    postgres::connect(&url).await.unwrap().close().await;
+
+    cluster.stop().await.unwrap();
+
+    let error = postgres::connect(&url).await.unwrap_err().to_string();
+    assert!(error.contains("127.0.0.1:"), "{error}");
+}
+
+#[tokio::test]
+async fn a_dropped_cluster_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    let url = cluster.url();
+
+    drop(cluster);
+
+    assert!(postgres::connect(&url).await.is_err());
+}
+
+#[tokio::test]
+async fn a_stale_postmaster_pid_from_a_crash_does_not_prevent_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    let pool = postgres::connect(&cluster.url()).await.unwrap();
+    sqlx::query("create table notes (body text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into notes values ('before the crash')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let pid = postmaster_pid(&cluster);
+
+    // The server dies without cleaning up; the next start finds its postmaster.pid.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::mem::forget(cluster); // its server is gone: nothing to stop
+    assert!(dir.path().join("data/postmaster.pid").exists());
+    let restarted = start(dir.path()).await;
+
+    assert_eq!(
+        count_notes(&restarted.url()).await,
+        1,
+        "crash recovery kept the committed row"
+    );
+    restarted.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_postmaster_pid_naming_another_live_process_does_not_prevent_a_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    let pid_file = cluster.cluster_dir().join("data/postmaster.pid");
+    let real = std::fs::read_to_string(&pid_file).unwrap();
+    cluster.stop().await.unwrap();
+    // As after a reboot: the recorded PID now belongs to some unrelated live process (this one).
+    let forged: String = std::iter::once(std::process::id().to_string())
+        .chain(real.lines().skip(1).map(str::to_string))
+        .map(|line| line + "\n")
+        .collect();
+    std::fs::write(&pid_file, forged).unwrap();
+
+    let restarted = start(dir.path()).await;
+
+    assert!(restarted.owns_server());
+    postgres::connect(&restarted.url())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    restarted.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_start_joins_the_running_server_and_leaves_it_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = start(dir.path()).await;
+
+    let joiner = start(dir.path()).await;
+
+    assert!(!joiner.owns_server());
+    assert_eq!(joiner.url(), owner.url());
+    joiner.stop().await.unwrap();
+    postgres::connect(&owner.url())
+        .await
+        .expect("the owner's server still runs")
+        .close()
+        .await;
+    owner.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_ccare_database_exists_and_migrations_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+
+    let pool = postgres::connect(&cluster.url()).await.unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    postgres::migrate(&pool)
+        .await
+        .expect("migrating twice is a no-op");
+
+    let head: i64 = sqlx::query_scalar("select position from event_log_head")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(head, 0);
+    let encoding: String = sqlx::query_scalar("show server_encoding")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(encoding, "UTF8");
+    let fsync: String = sqlx::query_scalar("show fsync")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(fsync, "on");
+    pool.close().await;
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named_in_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    let url = testkit::pg::with_database(&cluster.url(), "no_such_database");
+
+    let error = postgres::connect(&url).await.unwrap_err().to_string();
+
+    assert!(error.contains("no_such_database"), "{error}");
+    assert!(
+        error.contains(&format!("127.0.0.1:{}", cluster.port())),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    cluster.stop().await.unwrap();
+}
+
+/// As root, PostgreSQL runs as the `postgres` user, who cannot enter a 0700 directory of
+/// root's; the cluster then lives under /var/lib/ccare/clusters. As any other user the
+/// cluster stays in the data directory.
+#[tokio::test]
+async fn a_data_directory_the_server_user_cannot_reach_gets_its_cluster_elsewhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = private.path().join("postgres");
+
+    let cluster = start(&data_dir).await;
+
+    let canonical = data_dir.canonicalize().unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert!(
+            cluster.cluster_dir().starts_with("/var/lib/ccare/clusters"),
+            "{}",
+            cluster.cluster_dir().display()
+        );
+        let note = std::fs::read_to_string(canonical.join("CLUSTER_LOCATION")).unwrap();
+        assert!(
+            note.contains(&cluster.cluster_dir().display().to_string()),
+            "{note}"
+        );
+    } else {
+        assert_eq!(cluster.cluster_dir(), canonical);
+    }
+    postgres::connect(&cluster.url())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let cluster_dir = cluster.cluster_dir().to_path_buf();
+    cluster.stop().await.unwrap();
+    if cluster_dir != canonical {
+        std::fs::remove_dir_all(&cluster_dir).unwrap();
+    }
+}
