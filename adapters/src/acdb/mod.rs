@@ -94,3 +94,30 @@ pub trait AcdbReader: Send {
         on_batch: &mut dyn FnMut(Vec<AcdbRow>) -> bool,
     ) -> Result<()>;
 }
+
+pub mod file;
+pub mod generate;
+pub mod odbc;
+mod typing;
+
+use std::path::PathBuf;
+
+/// Where the ACDB is: an ODBC connection string (`Driver=SQLite3;Database=…`, or the Microsoft
+/// Access driver's `Driver={Microsoft Access Driver (*.mdb, *.accdb)};DBQ=…`) or an
+/// `.accdb`/`.mdb` file read without ODBC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdbLocation {
+    Odbc(String),
+    File(PathBuf),
+}
+
+/// Opens a reader for `location`: [`odbc::OdbcReader`] for a connection string,
+/// [`file::FileReader`] for a file.
+pub fn open(location: &AcdbLocation) -> Result<Box<dyn AcdbReader>> {
+    Ok(match location {
+        AcdbLocation::Odbc(connection_string) => {
+            Box::new(odbc::OdbcReader::connect(connection_string)?)
+        }
+        AcdbLocation::File(path) => Box::new(file::FileReader::open(path)?),
+    })
+}

@@ -1,3 +1,4 @@
 //! Helpers shared by ccare's integration tests.
 #![forbid(unsafe_code)]
+pub mod acdb;
 pub mod pg;
