@@ -237,34 +237,62 @@ impl ProjectorRunner {
     async fn catch_up_one(
         &self,
         projection: &dyn Projection,
-        stop: &mut dyn FnMut() -> bool,
+        stop: &mut (dyn FnMut() -> bool + Send),
     ) -> Result<u64> {
+        let normal = self.options.limits();
+        let mut limits = normal;
+        // Events still to apply one at a time after a batch failed.
+        let mut single_steps = 0;
         let mut applied = 0;
         loop {
-            let (count, caught_up) = self.apply_next_batch(projection).await?;
-            applied += count;
-            if caught_up || stop() {
-                return Ok(applied);
+            match self.apply_next_batch(projection, limits).await {
+                Ok((count, caught_up)) => {
+                    applied += count;
+                    if single_steps > 0 {
+                        single_steps -= 1;
+                        if single_steps == 0 {
+                            limits = normal;
+                        }
+                    }
+                    if caught_up || stop() {
+                        return Ok(applied);
+                    }
+                }
+                // A batch fails as a whole. Going on one event at a time (for as many events as
+                // the batch could hold) applies everything before the event that fails, so the
+                // checkpoint stops just before it and the error names it.
+                Err(error) if limits.events > 1 => {
+                    tracing::warn!(
+                        projection = projection.name(),
+                        error = %error,
+                        "a batch failed; applying one event at a time to find the failing one"
+                    );
+                    limits = BatchLimits {
+                        events: 1,
+                        ..normal
+                    };
+                    single_steps = normal.events;
+                }
+                Err(error) => return Err(error),
             }
         }
     }
 
     /// Applies the next batch of `projection` to its live generation and moves its checkpoint,
     /// in one transaction. Returns the events applied and whether the head was reached.
-    async fn apply_next_batch(&self, projection: &dyn Projection) -> Result<(u64, bool)> {
+    async fn apply_next_batch(
+        &self,
+        projection: &dyn Projection,
+        limits: BatchLimits,
+    ) -> Result<(u64, bool)> {
         let name = projection.name();
         let mut tx = self.pool.begin().await?;
         // The checkpoint and the live generation are read under the lock: another runner (or a
         // rebuild's swap) may have moved them while this one waited.
         registry::lock_projection(&mut tx, name).await?;
         let (generation, checkpoint) = registry::live_checkpoint(&mut tx, name).await?;
-        let batch = log::read_batch(
-            &mut tx,
-            checkpoint,
-            projection.aggregate_types(),
-            self.options.limits(),
-        )
-        .await?;
+        let batch =
+            log::read_batch(&mut tx, checkpoint, projection.aggregate_types(), limits).await?;
         if batch.checkpoint == checkpoint {
             tx.commit().await?;
             return Ok((0, true));
