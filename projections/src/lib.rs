@@ -36,6 +36,6 @@ pub use runner::{
 };
 
 /// Every read model ccare builds, for the runner.
-pub fn all_projections() -> Vec<Arc<dyn Projection>> {
+pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(customers::CustomersProjection)]
 }

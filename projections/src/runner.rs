@@ -16,12 +16,14 @@
 //!   updated by any runner), then, under the lock, apply the tail, swap the `read_model` views and
 //!   the live generation in one transaction, and drop generation n.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
+use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
@@ -71,7 +73,7 @@ impl RunnerOptions {
 }
 
 /// Where a rebuild stands, reported after every batch and once at the end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RebuildProgress {
     pub projection: &'static str,
     /// The generation being built.
@@ -86,8 +88,27 @@ pub struct RebuildProgress {
     pub done: bool,
 }
 
+impl fmt::Display for RebuildProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.done {
+            write!(
+                f,
+                "{}: generation {} is live at position {} ({} events applied)",
+                self.projection, self.generation, self.position, self.events_applied
+            )
+        } else {
+            write!(
+                f,
+                "{}: building generation {}, position {} of {} ({} events applied)",
+                self.projection, self.generation, self.position, self.head, self.events_applied
+            )
+        }
+    }
+}
+
 /// What a projection is doing, as the registry records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ProjectionState {
     /// Registered with the runner but never made ready: it has no tables yet.
     NotStarted,
@@ -108,7 +129,7 @@ impl ProjectionState {
 }
 
 /// A rebuild in progress (or left behind by one that died).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RebuildStatus {
     pub generation: i32,
     pub position: i64,
@@ -118,7 +139,7 @@ pub struct RebuildStatus {
 }
 
 /// One projection's status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectionStatus {
     pub name: String,
     pub state: ProjectionState,
@@ -145,26 +166,31 @@ pub struct ProjectorRunner {
 }
 
 impl ProjectorRunner {
-    /// A runner for `projections`, whose names must be valid and distinct.
-    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Result<Self> {
-        for (i, projection) in projections.iter().enumerate() {
+    /// A runner for `projections`. Their names must be valid and distinct; every operation
+    /// checks this first and fails with [`Error::InvalidName`] or [`Error::DuplicateName`].
+    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection>>) -> Self {
+        ProjectorRunner {
+            pool,
+            projections,
+            options: RunnerOptions::default(),
+        }
+    }
+
+    fn check_names(&self) -> Result<()> {
+        for (i, projection) in self.projections.iter().enumerate() {
             let name = projection.name();
             if !registry::valid_name(name) {
                 return Err(Error::InvalidName {
                     name: name.to_string(),
                 });
             }
-            if projections[..i].iter().any(|p| p.name() == name) {
+            if self.projections[..i].iter().any(|p| p.name() == name) {
                 return Err(Error::DuplicateName {
                     name: name.to_string(),
                 });
             }
         }
-        Ok(ProjectorRunner {
-            pool,
-            projections,
-            options: RunnerOptions::default(),
-        })
+        Ok(())
     }
 
     /// Replaces the default tuning.
@@ -182,6 +208,7 @@ impl ProjectorRunner {
     /// its `read_model` views and its registry row (checkpoint 0). Drops generation schemas left
     /// behind by an interrupted swap. Safe to call from several processes at once.
     pub async fn ensure_ready(&self) -> Result<()> {
+        self.check_names()?;
         for projection in &self.projections {
             self.ensure_ready_one(projection.as_ref()).await?;
         }
@@ -224,6 +251,7 @@ impl ProjectorRunner {
     /// Applies every event not yet applied, projection by projection, until each has reached
     /// the log head seen by its last batch. Returns the number of events handed to projections.
     pub async fn catch_up(&self) -> Result<u64> {
+        self.check_names()?;
         let mut applied = 0;
         for projection in &self.projections {
             applied += self
@@ -365,6 +393,7 @@ impl ProjectorRunner {
         name: Option<&str>,
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
     ) -> Result<()> {
+        self.check_names()?;
         let selected: Vec<&Arc<dyn Projection>> = match name {
             None => self.projections.iter().collect(),
             Some(name) => vec![self
@@ -679,6 +708,7 @@ impl ProjectorRunner {
     /// Each projection's live generation, checkpoint, lag behind the log head, last apply time,
     /// last failure and rebuild in progress.
     pub async fn status(&self) -> Result<Vec<ProjectionStatus>> {
+        self.check_names()?;
         let mut conn = self.pool.acquire().await?;
         let head = log::head(&mut conn).await?;
         let mut statuses = Vec::with_capacity(self.projections.len());

@@ -485,7 +485,6 @@ async fn two_runners_catching_up_at_once_apply_every_event_exactly_once() {
             h.pool().clone(),
             vec![Arc::new(PositionLedger) as Arc<dyn Projection>],
         )
-        .unwrap()
         .with_options(options.clone())
     };
     let (a, b) = (make(), make());
@@ -575,4 +574,61 @@ async fn an_unreadable_event_stops_the_projection_just_before_it_and_the_failure
     assert!(status.last_error.unwrap().contains("position 2"));
     assert_eq!(status.lag, 2);
     assert_eq!(customers::customer_count(h.pool()).await.unwrap(), 1);
+}
+
+/// A projection with a name chosen by the test.
+struct Named(&'static str);
+
+#[async_trait]
+impl Projection for Named {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    async fn create_tables(&self, _: &mut PgConnection, _: &str) -> projections::Result<()> {
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        _: &mut PgConnection,
+        _: &str,
+        _: &[StoredEvent],
+    ) -> projections::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_runner_refuses_names_that_cannot_name_a_schema_and_names_used_twice() {
+    // Arrange
+    let h = Harness::new().await;
+    let runner = |names: &[&'static str]| {
+        let projections = names
+            .iter()
+            .map(|n| Arc::new(Named(n)) as Arc<dyn Projection>)
+            .collect();
+        ProjectorRunner::new(h.pool().clone(), projections)
+    };
+
+    // Act
+    let invalid = runner(&["Customers; drop table event_log"])
+        .ensure_ready()
+        .await;
+    let duplicate = runner(&["customers", "customers"]).status().await;
+
+    // Assert
+    assert!(
+        matches!(invalid, Err(Error::InvalidName { .. })),
+        "{invalid:?}"
+    );
+    assert!(
+        matches!(duplicate, Err(Error::DuplicateName { .. })),
+        "{duplicate:?}"
+    );
+    let registered: i64 = sqlx::query_scalar("select count(*) from projection_registry")
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
+    assert_eq!(registered, 0);
 }

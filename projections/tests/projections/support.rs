@@ -46,9 +46,7 @@ impl Harness {
 
     pub(crate) fn runner_with(&self, options: RunnerOptions) -> ProjectorRunner {
         let projections: Vec<Arc<dyn Projection>> = vec![Arc::new(CustomersProjection)];
-        ProjectorRunner::new(self.pool().clone(), projections)
-            .expect("valid projections")
-            .with_options(options)
+        ProjectorRunner::new(self.pool().clone(), projections).with_options(options)
     }
 }
 
