@@ -53,6 +53,7 @@ pub struct FileReader {
 }
 
 impl FileReader {
+    /// Opens `path` and reads its catalogue; the file is only ever read.
     pub fn open(path: &Path) -> Result<Self> {
         let file_error = |e: FileError| Error::AcdbFile {
             path: path.to_path_buf(),

@@ -9,6 +9,11 @@
 //! A value longer than its buffer is never cut: the scan restarts after the last row it has
 //! already handed over, with a larger buffer for that column.
 //!
+//! With the SQLite driver the reader adds `StepAPI=1` to the connection string (unless it sets
+//! StepAPI itself): otherwise that driver materialises a whole result set before the first fetch.
+//! A scan then holds SQLite's shared lock while its cursor is open, so a writer waits (up to the
+//! driver's busy timeout) for the scan to finish or stop.
+//!
 //! Order and comparisons are the driver's: SQLite compares text by bytes, Access ignores case.
 //! Resuming with [`ScanFilter::KeyAfter`] is exact within one source either way.
 
@@ -80,6 +85,16 @@ impl OdbcReader {
             return Err(connect_error(format!(
                 "the driver reports DBMS {dbms:?}; ccare reads the ACDB through the Microsoft Access or SQLite ODBC drivers only"
             )));
+        };
+        let conn = if dialect == Dialect::Sqlite && !has_attribute(connection_string, "StepAPI") {
+            // Without StepAPI the SQLite driver reads a whole result set into memory before the
+            // first fetch (GBs for 25M history rows); with it, rows are stepped as they are fetched.
+            let streaming = format!("{};StepAPI=1", connection_string.trim_end_matches(';'));
+            drop(conn);
+            env.connect_with_connection_string(&streaming, ConnectionOptions::default())
+                .map_err(|e| connect_error(one_line(&e)))?
+        } else {
+            conn
         };
         Ok(OdbcReader {
             conn,
@@ -519,47 +534,39 @@ fn first_truncated(
     let mut first: Option<(usize, usize, Option<usize>)> = None;
     for (c, column) in columns.iter().enumerate() {
         let slice = rows.column(c);
-        let (indicator, lengths): (Option<odbc_api::buffers::Indicator>, Vec<usize>) =
-            if column.binary {
-                let Some(s) = slice.as_binary() else { continue };
-                (
-                    s.has_truncated_values(),
-                    (0..rows.num_rows())
-                        .map(|r| s.get(r).map_or(0, <[u8]>::len))
-                        .collect(),
-                )
-            } else if WIDE_TEXT {
-                let Some(s) = slice.as_wide_text() else {
-                    continue;
-                };
-                (
-                    s.has_truncated_values(),
-                    (0..rows.num_rows())
-                        .map(|r| s.content_length_at(r).unwrap_or(0))
-                        .collect(),
-                )
-            } else {
-                let Some(s) = slice.as_text() else { continue };
-                (
-                    s.has_truncated_values(),
-                    (0..rows.num_rows())
-                        .map(|r| s.content_length_at(r).unwrap_or(0))
-                        .collect(),
-                )
+        // The indicator check is cheap; the lengths are only looked at in a truncated column.
+        let (indicator, length_at): (_, Box<dyn Fn(usize) -> usize>) = if column.binary {
+            let Some(s) = slice.as_binary() else { continue };
+            (
+                s.has_truncated_values(),
+                Box::new(move |r| s.get(r).map_or(0, <[u8]>::len)),
+            )
+        } else if WIDE_TEXT {
+            let Some(s) = slice.as_wide_text() else {
+                continue;
             };
+            (
+                s.has_truncated_values(),
+                Box::new(move |r| s.content_length_at(r).unwrap_or(0)),
+            )
+        } else {
+            let Some(s) = slice.as_text() else { continue };
+            (
+                s.has_truncated_values(),
+                Box::new(move |r| s.content_length_at(r).unwrap_or(0)),
+            )
+        };
         let Some(indicator) = indicator else { continue };
         // A truncated value fills its buffer: the first full value is where the block stops
         // being trustworthy (at worst a value of exactly the buffer's length is read again).
-        let row = lengths
-            .iter()
-            .position(|&l| l >= column.max_len)
+        let row = (0..rows.num_rows())
+            .find(|&r| length_at(r) >= column.max_len)
             .unwrap_or(0);
         let needed = match indicator {
-            odbc_api::buffers::Indicator::Length(bytes) => Some(if WIDE_TEXT && !column.binary {
-                bytes / 2
-            } else {
-                bytes
-            }),
+            odbc_api::buffers::Indicator::Length(bytes) if WIDE_TEXT && !column.binary => {
+                Some(bytes / 2)
+            }
+            odbc_api::buffers::Indicator::Length(bytes) => Some(bytes),
             _ => None,
         };
         if first.is_none_or(|(r, _, _)| row < r) {
@@ -697,6 +704,14 @@ fn one_line(error: &odbc_api::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether the connection string sets `attribute` (names compare ignoring case, as ODBC's do).
+fn has_attribute(connection_string: &str, attribute: &str) -> bool {
+    connection_string
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(key, _)| key.trim().eq_ignore_ascii_case(attribute))
+}
+
 /// The connection string with the value of any `PWD`/`Password` attribute replaced by `***`.
 fn mask_password(connection_string: &str) -> String {
     connection_string
@@ -785,6 +800,18 @@ mod tests {
             ),
             "Driver={Microsoft Access Driver (*.mdb, *.accdb)};DBQ=C:\\a.accdb;PWD=***;"
         );
+    }
+
+    #[test]
+    fn connection_attributes_are_found_ignoring_case() {
+        assert!(has_attribute(
+            "Driver=SQLite3;Database=a.db;stepapi=0",
+            "StepAPI"
+        ));
+        assert!(!has_attribute(
+            "Driver=SQLite3;Database=StepAPI.db",
+            "StepAPI"
+        ));
     }
 
     #[test]
