@@ -1,9 +1,14 @@
 //! `ccare`: configuration and wiring only; each command lives in `commands`.
 #![forbid(unsafe_code)]
+// A binary's modules are private to it: `pub` inside them is crate visibility, not an API.
+#![allow(unreachable_pub)]
 
 mod cli;
 mod commands;
 mod config;
+mod database;
+mod progress;
+mod shutdown;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acdb;
+pub mod bench;
 pub mod cdc;
 mod error;
 pub mod postgres;

@@ -1,11 +1,38 @@
 //! One module per command; `run` dispatches.
 
-use crate::cli::Command;
+mod acdb;
+mod audit;
+mod bench;
+mod cdc;
+mod projections;
+mod serve;
+mod status;
+
+use crate::cli::{AcdbCommand, AuditCommand, BenchCommand, Command, ProjectionsCommand};
 use crate::config::Settings;
+use crate::database::Database;
 
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    let _ = settings;
-    anyhow::bail!("{command:?} is not available yet")
+    match command {
+        Command::Demo => serve::demo(settings).await,
+        Command::Serve(args) => serve::serve(settings, args).await,
+        Command::Cdc(args) => cdc::run(settings, args).await,
+        Command::Status { json } => status::run(settings, json).await,
+        Command::Audit { command: AuditCommand::Verify } => audit::verify(settings).await,
+        Command::Projections { command } => match command {
+            ProjectionsCommand::Status { json } => projections::status(settings, json).await,
+            ProjectionsCommand::Rebuild { name } => projections::rebuild(settings, name).await,
+        },
+        Command::Acdb { command: AcdbCommand::Generate(args) } => acdb::generate(args),
+        Command::Bench { command: BenchCommand::Import { customers, years } } => {
+            bench::import(settings, customers, years).await
+        }
+        Command::Migrate => {
+            let db = Database::open(&settings).await?;
+            println!("migrations applied");
+            db.close().await
+        }
+    }
 }
 
 /// An error and its causes on one line, outermost first, without repeating a cause that the

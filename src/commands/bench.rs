@@ -1,0 +1,108 @@
+//! `ccare bench import`: the initial import's throughput against a raw PostgreSQL COPY of the
+//! same rows, both measured in this run on this machine.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use adapters::acdb::{self, AcdbLocation};
+use adapters::cdc::{Cdc, CdcConfig, NoProgress};
+use adapters::postgres::{self, EmbeddedPostgres};
+use adapters::store::EventStore;
+use anyhow::Context;
+use domain::catalog::CAPTURED_TABLES;
+
+use crate::config::Settings;
+
+/// The figure the issue sets: the import reaches at least half of raw COPY throughput.
+const TARGET_RATIO: f64 = 0.5;
+
+pub async fn import(settings: Settings, customers: u32, years: u32) -> anyhow::Result<()> {
+    let work = tempfile::Builder::new().prefix("ccare-bench-").tempdir().context("creating a scratch directory")?;
+
+    // Generate in a child process so the import's peak memory below is the import's alone.
+    let acdb_file = work.path().join("acdb.sqlite");
+    eprintln!("generating an ACDB with {customers} customers over {years} years ...");
+    let started = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["acdb", "generate", "--out"])
+        .arg(&acdb_file)
+        .args(["--customers", &customers.to_string(), "--years", &years.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running `ccare acdb generate`")?;
+    anyhow::ensure!(status.success(), "generating the benchmark ACDB failed");
+    eprintln!("generated in {:.1}s", started.elapsed().as_secs_f64());
+
+    // A private cluster in the scratch directory: the benchmark never writes to a database it
+    // did not create.
+    let bin = postgres::find_bin_dir(settings.pg_bin.as_deref())?;
+    let cluster = EmbeddedPostgres::start(&work.path().join("postgres"), &bin).await?;
+    let result = measure(&cluster.url(), &acdb_file).await;
+    cluster.stop().await?;
+    let m = result?;
+
+    let import_rate = m.rows as f64 / m.import_seconds;
+    let copy_rate = m.copy.rows_per_second();
+    let ratio = import_rate / copy_rate;
+    println!("customers                 {customers}");
+    println!("source rows imported      {}", m.rows);
+    println!("import                    {:.2} s   {:>10.0} rows/s", m.import_seconds, import_rate);
+    println!("raw COPY (same rows)      {:.2} s   {:>10.0} rows/s", m.copy.seconds, copy_rate);
+    println!("ratio                     {ratio:.2}   (target >= {TARGET_RATIO})");
+    println!("peak memory (ccare)       {} MiB", m.peak_rss_kib / 1024);
+    Ok(())
+}
+
+struct Measurement {
+    rows: u64,
+    import_seconds: f64,
+    copy: adapters::bench::CopyBaseline,
+    peak_rss_kib: u64,
+}
+
+async fn measure(url: &str, acdb_file: &std::path::Path) -> anyhow::Result<Measurement> {
+    let pool = postgres::connect(url).await?;
+    postgres::migrate(&pool).await?;
+    let location = AcdbLocation::Odbc(format!("Driver=SQLite3;Database={}", acdb_file.display()));
+    let config = CdcConfig {
+        tables: CAPTURED_TABLES.iter().collect(),
+        chunk_rows: super::cdc::CHUNK_ROWS,
+        poll_interval: std::time::Duration::from_secs(5),
+        reconcile_interval: std::time::Duration::from_secs(3600),
+        safety_share: 0.2,
+    };
+    let cdc = Cdc::new(
+        pool.clone(),
+        EventStore::new(pool.clone()),
+        Arc::new(move || acdb::open(&location)),
+        config,
+        Arc::new(NoProgress),
+    );
+    cdc.check_source().await?;
+    eprintln!("importing ...");
+    let started = Instant::now();
+    let report = cdc.run_cycle().await?;
+    let import_seconds = started.elapsed().as_secs_f64();
+    let rows: u64 = report.tables.iter().map(|t| t.rows_seen).sum();
+    if let Some(failed) = report.tables.iter().find(|t| t.error.is_some()) {
+        anyhow::bail!("importing {} failed: {}", failed.table, failed.error.as_deref().unwrap_or_default());
+    }
+    let peak_rss_kib = peak_rss_kib();
+    eprintln!("measuring a raw COPY of the same rows ...");
+    let copy = adapters::bench::raw_copy_of_event_log(&pool).await?;
+    pool.close().await;
+    Ok(Measurement { rows, import_seconds, copy, peak_rss_kib })
+}
+
+/// The process's peak resident memory (VmHWM), in KiB; 0 where /proc is not available.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}

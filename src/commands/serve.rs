@@ -1,0 +1,157 @@
+//! `ccare serve` (the service roles) and `ccare demo` (everything on the embedded defaults).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use adapters::acdb::generate::{generate, GenerateOptions};
+use anyhow::Context;
+use projections::ProjectorRunner;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Role, ServeArgs};
+use crate::config::{AcdbLocation, Settings};
+use crate::database::{ensure_dir, Database};
+
+pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let roles = resolve_roles(&settings, &args.role)?;
+    let db = Database::open(&settings).await?;
+    let result = run_roles(&settings, &db, &roles, None).await;
+    db.close().await?;
+    result
+}
+
+pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
+    ensure_dir(&settings.data_dir)?;
+    if settings.acdb.is_none() {
+        let file = settings.data_dir.join("acdb.sqlite");
+        if !file.exists() {
+            eprintln!("Generating a synthetic ACDB at {} ...", file.display());
+            let tmp = settings.data_dir.join("acdb.sqlite.partial");
+            // A partial file from an interrupted run is useless: start it again.
+            let _ = std::fs::remove_file(&tmp);
+            generate(&tmp, &GenerateOptions::default(), &mut |_| {})?;
+            std::fs::rename(&tmp, &file).with_context(|| format!("moving the generated ACDB to {}", file.display()))?;
+        }
+        settings.acdb = Some(AcdbLocation::Odbc(sqlite_dsn(&file)?));
+    }
+    let db = Database::open(&settings).await?;
+    let roles: BTreeSet<Role> = [Role::Api, Role::Cdc, Role::Projector].into();
+    let result = run_roles(&settings, &db, &roles, Some(print_next_steps)).await;
+    db.close().await?;
+    result
+}
+
+fn sqlite_dsn(file: &Path) -> anyhow::Result<String> {
+    let abs = std::fs::canonicalize(file).with_context(|| format!("resolving {}", file.display()))?;
+    Ok(format!("Driver=SQLite3;Database={}", abs.display()))
+}
+
+fn print_next_steps(settings: &Settings) {
+    let data_dir = settings.data_dir.display();
+    eprintln!();
+    eprintln!("ccare is running.");
+    eprintln!("  health:        http://{}/health", settings.listen);
+    eprintln!("  status:        CCARE_DATA_DIR={data_dir} ccare status");
+    eprintln!("  verify chain:  CCARE_DATA_DIR={data_dir} ccare audit verify");
+    eprintln!("  read models:   CCARE_DATA_DIR={data_dir} ccare projections status");
+    if let Some(AcdbLocation::Odbc(dsn)) = &settings.acdb {
+        eprintln!("  edit the ACDB: isql -k '{dsn}'   (changes appear within one poll interval)");
+    }
+    eprintln!("Press Ctrl-C to stop; running it again reuses the data in {data_dir}.");
+}
+
+/// The roles to run: those asked for, or every configured one.
+fn resolve_roles(settings: &Settings, asked: &[Role]) -> anyhow::Result<BTreeSet<Role>> {
+    if asked.is_empty() {
+        let mut roles: BTreeSet<Role> = [Role::Api, Role::Projector].into();
+        if settings.acdb.is_some() {
+            roles.insert(Role::Cdc);
+        } else {
+            tracing::warn!("cdc role not started: neither ACDB_DSN nor ACDB_FILE is set");
+        }
+        if bridge::is_configured() {
+            roles.insert(Role::Bridge);
+        } else {
+            tracing::info!("bridge role not started: WhatsApp is not configured");
+        }
+        return Ok(roles);
+    }
+    let roles: BTreeSet<Role> = asked.iter().copied().collect();
+    if roles.contains(&Role::Cdc) {
+        settings.require_acdb()?;
+    }
+    if roles.contains(&Role::Bridge) && !bridge::is_configured() {
+        anyhow::bail!("the bridge role needs WhatsApp settings, which this version does not support yet");
+    }
+    Ok(roles)
+}
+
+async fn run_roles(
+    settings: &Settings,
+    db: &Database,
+    roles: &BTreeSet<Role>,
+    after_start: Option<fn(&Settings)>,
+) -> anyhow::Result<()> {
+    if settings.nats_url.is_some() {
+        tracing::warn!("NATS_URL is set, but NATS distribution is not built yet: events flow in-process");
+    }
+    let stop = CancellationToken::new();
+    let mut tasks: JoinSet<(Role, anyhow::Result<()>)> = JoinSet::new();
+
+    if roles.contains(&Role::Cdc) {
+        let location = settings.require_acdb()?.clone();
+        let cdc = super::cdc::build(settings, db.pool.clone(), &location);
+        cdc.check_source().await?;
+        // The first cycle (the initial import on a new database) runs before the API opens, so
+        // the demo prints its progress bar on a quiet terminal.
+        cdc.run_cycle().await?;
+        let token = stop.clone();
+        tasks.spawn(async move { (Role::Cdc, cdc.run(token.cancelled_owned()).await.map_err(Into::into)) });
+    }
+    if roles.contains(&Role::Projector) {
+        let runner = Arc::new(ProjectorRunner::new(db.pool.clone(), projections::all()));
+        runner.ensure_ready().await?;
+        let token = stop.clone();
+        tasks.spawn(async move { (Role::Projector, runner.run(token.cancelled_owned()).await.map_err(Into::into)) });
+    }
+    if roles.contains(&Role::Api) {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (CCARE_LISTEN)", settings.listen))?;
+        let read_models = projections::ReadModels::new(db.pool.clone());
+        let token = stop.clone();
+        tracing::info!(address = %settings.listen, "serving HTTP");
+        tasks.spawn(async move {
+            let served = api::serve(listener, read_models, token.cancelled_owned()).await;
+            (Role::Api, served.map_err(Into::into))
+        });
+    }
+    if let Some(after_start) = after_start {
+        after_start(settings);
+    }
+
+    let mut outcome = Ok(());
+    tokio::select! {
+        _ = crate::shutdown::signal() => {}
+        Some(joined) = tasks.join_next() => {
+            outcome = role_outcome(joined);
+        }
+    }
+    stop.cancel();
+    while let Some(joined) = tasks.join_next().await {
+        let r = role_outcome(joined);
+        if outcome.is_ok() {
+            outcome = r;
+        }
+    }
+    outcome
+}
+
+fn role_outcome(joined: Result<(Role, anyhow::Result<()>), tokio::task::JoinError>) -> anyhow::Result<()> {
+    match joined {
+        Ok((role, result)) => result.with_context(|| format!("the {role:?} role stopped")),
+        Err(e) => Err(anyhow::anyhow!("a role task failed: {e}")),
+    }
+}
