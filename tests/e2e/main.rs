@@ -1,1 +1,5 @@
-//! End-to-end tests of the `ccare` binary.
+//! End-to-end tests of the `ccare` binary: what an operator sees when something is wrong.
+
+mod architecture;
+mod errors;
+mod helpers;
