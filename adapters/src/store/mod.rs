@@ -85,6 +85,9 @@ impl EventStore {
     /// earlier in `events`, is skipped and counted as a duplicate. The transaction holds the
     /// log's head lock from here until it ends, blocking every other append: keep it short.
     ///
+    /// `conn` must be inside a transaction (begun by the caller); otherwise nothing is written
+    /// and an [`Error::Store`] says so.
+    ///
     /// An event colliding with a stored one on (aggregate type, aggregate id, sequence) fails
     /// the whole append with [`Error::Conflict`]; the transaction is then aborted and must be
     /// rolled back.
@@ -104,7 +107,8 @@ impl EventStore {
         // under the lock so recorded_at never decreases along the log. Microseconds: what
         // timestamptz stores, hence what the chain covers.
         let row = sqlx::query(
-            "select position, link_hash, date_trunc('microseconds', clock_timestamp()) as now \
+            "select position, link_hash, date_trunc('microseconds', clock_timestamp()), \
+                    pg_current_xact_id()::text \
              from event_log_head for update",
         )
         .fetch_optional(&mut *conn)
@@ -115,8 +119,9 @@ impl EventStore {
             link_hash: link_array(row.try_get(1)?, "event_log_head")?,
         };
         let recorded_at: DateTime<Utc> = row.try_get(2)?;
+        let locking_transaction: String = row.try_get(3)?;
 
-        let fresh = Self::unstored(conn, events).await?;
+        let fresh = Self::unstored(conn, events, &locking_transaction).await?;
         let duplicates = (events.len() - fresh.len()) as u64;
         if fresh.is_empty() {
             return Ok(AppendOutcome {
@@ -193,19 +198,30 @@ impl EventStore {
     }
 
     /// The events of `events` whose id is not stored yet, first occurrence of each id only.
-    /// Race-free because the caller holds the head lock, which every append takes.
+    /// Race-free because the head lock, which every append takes, is held: checked by asking
+    /// for the transaction id again. Outside a transaction block the lock query ran in a
+    /// transaction of its own, already over (and the lock with it), so positions could interleave.
     async fn unstored<'e>(
         conn: &mut PgConnection,
         events: &'e [NewEvent],
+        locking_transaction: &str,
     ) -> Result<Vec<&'e NewEvent>> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let stored: HashSet<Uuid> =
-            sqlx::query_scalar("select event_id from event_log where event_id = any($1)")
-                .bind(&ids)
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .collect();
+        let (transaction, stored): (Option<String>, Vec<Uuid>) = sqlx::query_as(
+            "select pg_current_xact_id_if_assigned()::text, \
+                    array(select event_id from event_log where event_id = any($1))",
+        )
+        .bind(&ids)
+        .fetch_one(&mut *conn)
+        .await?;
+        if transaction.as_deref() != Some(locking_transaction) {
+            return Err(Error::Store(
+                "append_in needs a transaction (begin one and pass it): outside one the head \
+                 lock would not be held until the events are stored"
+                    .into(),
+            ));
+        }
+        let stored: HashSet<Uuid> = stored.into_iter().collect();
         let mut seen = HashSet::with_capacity(events.len());
         Ok(events
             .iter()
