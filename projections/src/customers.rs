@@ -25,7 +25,7 @@ use domain::records::account::AccountRecord;
 use domain::records::customer::CustomerRecord;
 use domain::records::meter::MeterRecord;
 use domain::site::SiteCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
@@ -116,6 +116,7 @@ impl Projection for CustomersProjection {
             format!("comment on table {phones} is 'ccare: the phones of each customer (PHONE, CELL PHONE 1, CELL PHONE 2), in E.164'"),
             format!("create index on {phones} (e164)"),
             format!("create index on {phones} (last8)"),
+            format!("create index on {phones} using gin (e164 gin_trgm_ops)"),
             format!(
                 "create table {accounts} (
                     account_key    text primary key,
@@ -206,13 +207,18 @@ impl LatestRows {
                 continue;
             }
             // The reason names the shape only: a serde message could quote row contents.
-            let change = RowChange::from_payload(&event.payload).map_err(|_| {
+            // Deserialised from the value in place: `from_payload` would clone it first.
+            let change = RowChange::deserialize(&event.payload).map_err(|_| {
                 unreadable(&format!(
                     "its payload is not a row change of version {}",
                     event.event_version
                 ))
             })?;
-            let state = (event.position, change.current_row().cloned());
+            let current = match change {
+                RowChange::Created { row } | RowChange::Updated { after: row, .. } => Some(row),
+                RowChange::Deleted { .. } => None,
+            };
+            let state = (event.position, current);
             match aggregate_type {
                 CUSTOMER => {
                     let id = event
@@ -726,9 +732,7 @@ pub async fn search(pool: &PgPool, query: &str, limit: i64) -> Result<Vec<Custom
         return Ok(Vec::new());
     }
     let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
-    // A query written like a phone number (digits with spaces, dashes, dots, brackets or a
-    // leading +) also matches phones by their digits; `058…` finds `+26658…` by the digits after 0.
-    let phone_digits = phone_like_digits(query).map(|d| format!("%{}%", d.trim_start_matches('0')));
+    let phone_digits = phone_like_digits(query).map(|digits| format!("%{digits}%"));
     let condition = "c.customer_id in (
             select c2.customer_id from read_model.customers c2 where c2.search_text like $1
             union
@@ -784,8 +788,10 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-/// The digits of a query written like a phone number (at least 3 digits; only digits, spaces,
-/// dashes, dots, brackets and a leading `+`), or `None`.
+/// The digits to look for in phones when a query is written like a phone number (only digits,
+/// spaces, dashes, dots, brackets and a leading `+`): its digits without leading zeros (a trunk
+/// `0` or an international `00` is not stored in E.164), if at least 5 remain — the legacy
+/// lookup's minimum, below which a query like `0045` would match nearly every phone.
 fn phone_like_digits(query: &str) -> Option<String> {
     let body = query.strip_prefix('+').unwrap_or(query);
     if !body
@@ -795,7 +801,8 @@ fn phone_like_digits(query: &str) -> Option<String> {
         return None;
     }
     let digits: String = body.chars().filter(char::is_ascii_digit).collect();
-    (digits.len() >= 3).then_some(digits)
+    let significant = digits.trim_start_matches('0');
+    (significant.len() >= 5).then(|| significant.to_string())
 }
 
 #[cfg(test)]
@@ -813,8 +820,13 @@ mod tests {
             phone_like_digits("+266 5812-3456").as_deref(),
             Some("26658123456")
         );
-        assert_eq!(phone_like_digits("(058) 123"), Some("058123".to_string()));
-        assert_eq!(phone_like_digits("12"), None);
+        assert_eq!(phone_like_digits("(058) 123"), Some("58123".to_string()));
+        assert_eq!(
+            phone_like_digits("0026658123456").as_deref(),
+            Some("26658123456")
+        );
+        assert_eq!(phone_like_digits("0007"), None);
+        assert_eq!(phone_like_digits("1234"), None);
         assert_eq!(phone_like_digits("MAK 0045"), None);
     }
 

@@ -300,6 +300,23 @@ pub(crate) async fn point_views(conn: &mut PgConnection, name: &str, schema: &st
     Ok(())
 }
 
+/// Gathers planner statistics on every table of `schema`. A freshly filled generation has none
+/// until autovacuum gets to it, and without them the planner ignores its indexes.
+pub(crate) async fn analyze_schema(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select tablename::text from pg_tables where schemaname = $1 order by 1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?;
+    for table in tables {
+        sqlx::query(&format!("analyze {}", qualified(schema, &table)))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Generation schemas of `name` that are neither live nor being rebuilt: left behind by a
 /// swap whose drop did not finish, or by a rebuild that died.
 pub(crate) async fn orphan_generations(conn: &mut PgConnection, name: &str) -> Result<Vec<String>> {

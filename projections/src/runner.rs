@@ -523,6 +523,7 @@ impl ProjectorRunner {
                 break;
             }
         }
+        registry::analyze_schema(&mut *self.pool.acquire().await?, &schema).await?;
         // The swap: under the lock (no runner is mid-batch), apply what was appended since, then
         // point the views and the registry at the new generation, all in one transaction.
         let mut attempt = 0;
