@@ -502,6 +502,7 @@ impl EmbeddedPostgres {
         let path = self.cluster_dir.join(PORT_FILE);
         std::fs::write(&path, format!("{port}\n"))
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        self.hand_over(&path)?;
         Ok(port)
     }
 

@@ -45,7 +45,10 @@ pub async fn connect(url: &str) -> Result<PgPool> {
         .log_slow_statements(
             "warn".parse().expect("`warn` is a log level"),
             SLOW_STATEMENT,
-        );
+        )
+        // sqlx logs server notices at INFO; "already exists, skipping" from idempotent DDL
+        // (migrations) is not news to an operator.
+        .options([("client_min_messages", "warning")]);
     let target = describe_target(&options);
 
     // The pool retries "connection refused" until its acquire timeout and then reports only
