@@ -236,15 +236,8 @@ impl ProjectorRunner {
                 }
             }
         }
-        for orphan in registry::orphan_generations(&mut tx, name).await? {
-            registry::drop_schema(&mut tx, &orphan).await?;
-            tracing::info!(
-                projection = name,
-                schema = orphan,
-                "dropped a generation left behind"
-            );
-        }
         tx.commit().await?;
+        self.drop_retired_generations(name).await;
         Ok(())
     }
 
@@ -662,8 +655,9 @@ impl ProjectorRunner {
         Ok((position, head))
     }
 
-    /// Drops the generations that are no longer live. Waits a bounded time for readers still
-    /// using them; what it cannot drop now is dropped by the next `ensure_ready`.
+    /// Drops the generations of `name` that are neither live nor being rebuilt (the one a swap
+    /// retired, or one left behind by an interrupted swap). Waits a bounded time for readers
+    /// still using them; what it cannot drop now is dropped by a later call.
     async fn drop_retired_generations(&self, name: &str) {
         let result: Result<()> = async {
             let mut tx = self.pool.begin().await?;
@@ -676,13 +670,14 @@ impl ProjectorRunner {
             registry::lock_projection(&mut tx, name).await?;
             for schema in registry::orphan_generations(&mut tx, name).await? {
                 registry::drop_schema(&mut tx, &schema).await?;
+                tracing::info!(projection = name, schema, "dropped a retired generation");
             }
             tx.commit().await?;
             Ok(())
         }
         .await;
         if let Err(e) = result {
-            tracing::warn!(projection = name, error = %e, "could not drop the retired generation yet; it will be dropped later");
+            tracing::warn!(projection = name, error = %e, "could not drop a retired generation yet; it will be dropped later");
         }
     }
 

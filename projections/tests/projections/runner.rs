@@ -334,6 +334,11 @@ async fn during_a_rebuild_the_old_generation_serves_and_the_runner_then_continue
     let rebuild_status = status.rebuild.expect("the rebuild shows in the status");
     assert_eq!(rebuild_status.generation, 2);
     assert!(rebuild_status.running);
+    let second = runner.rebuild(Some(customers::NAME), &mut |_| {}).await;
+    assert!(
+        matches!(second, Err(Error::RebuildRunning { .. })),
+        "{second:?}"
+    );
     assert_eq!(customers::customer_count(&pool).await.unwrap(), 3);
     h.capture
         .row(
@@ -631,4 +636,68 @@ async fn a_runner_refuses_names_that_cannot_name_a_schema_and_names_used_twice()
         .await
         .unwrap();
     assert_eq!(registered, 0);
+}
+
+#[tokio::test]
+async fn a_generation_left_behind_by_an_interrupted_swap_is_dropped_when_the_runner_starts() {
+    // Arrange
+    let mut h = Harness::new().await;
+    let runner = h.runner();
+    runner.ensure_ready().await.unwrap();
+    capture_history(&mut h).await;
+    runner.catch_up().await.unwrap();
+    sqlx::query("create schema rm_customers_7")
+        .execute(h.pool())
+        .await
+        .unwrap();
+
+    // Act
+    runner.ensure_ready().await.unwrap();
+
+    // Assert
+    assert_eq!(generation_schemas(h.pool()).await, ["rm_customers_1"]);
+    assert_eq!(customers::customer_count(h.pool()).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_rebuild_that_died_shows_as_not_running_and_the_next_rebuild_replaces_it() {
+    // Arrange: a rebuild of generation 2 that stopped at position 3 without cleaning up.
+    let mut h = Harness::new().await;
+    let runner = h.runner();
+    runner.ensure_ready().await.unwrap();
+    capture_history(&mut h).await;
+    runner.catch_up().await.unwrap();
+    let before = dump(h.pool()).await;
+    for statement in [
+        "create schema rm_customers_2",
+        "create table rm_customers_2.leftover (x int)",
+        "insert into projection_rebuilds (name, generation, position) values ('customers', 2, 3)",
+        "update projection_registry set status = 'rebuilding' where name = 'customers'",
+    ] {
+        sqlx::query(statement).execute(h.pool()).await.unwrap();
+    }
+    let died = runner.status().await.unwrap().remove(0);
+
+    // Act
+    runner.rebuild(None, &mut |_| {}).await.unwrap();
+
+    // Assert
+    assert_eq!(died.state, ProjectionState::Rebuilding);
+    assert_eq!(
+        died.rebuild,
+        Some(projections::RebuildStatus {
+            generation: 2,
+            position: 3,
+            running: false
+        })
+    );
+    let head = h.capture.store().head().await.unwrap().position;
+    assert_eq!(live(h.pool()).await, (2, head));
+    assert_eq!(generation_schemas(h.pool()).await, ["rm_customers_2"]);
+    assert_eq!(dump(h.pool()).await, before);
+    let status = runner.status().await.unwrap().remove(0);
+    assert_eq!(
+        (status.state, status.rebuild),
+        (ProjectionState::Live, None)
+    );
 }
