@@ -27,6 +27,7 @@ use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::log::{self, BatchLimits};
@@ -35,6 +36,10 @@ use crate::registry;
 
 /// The channel every append notifies with its last position (migrations/…_event_store.sql).
 pub const EVENT_LOG_CHANNEL: &str = "ccare_event_log";
+
+/// The longest a following runner waits before retrying a projection that keeps failing (the
+/// delay starts at the poll interval and doubles).
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// Tuning of the runner. The defaults suit ccare's log; tests shorten the intervals.
 #[derive(Debug, Clone)]
@@ -329,8 +334,9 @@ impl ProjectorRunner {
 
     /// Follows the log until `shutdown` completes: catches up, then applies new events as they
     /// are appended. Failures to apply are logged and recorded in the registry (see
-    /// [`status`](Self::status)), and retried on the next wake-up; only a failure to start
-    /// (making the projections ready, listening) is returned.
+    /// [`status`](Self::status)) and retried with a growing delay (from the poll interval up to
+    /// a minute), the other projections going on meanwhile; only a failure to start (making the
+    /// projections ready, listening) is returned.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         self.ensure_ready().await?;
         let wake = Arc::new(Notify::new());
@@ -341,14 +347,26 @@ impl ProjectorRunner {
 
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let mut stopping = false;
+        // Per projection, while it keeps failing: when to try again, and the delay used last.
+        let mut backoff: Vec<Option<(Instant, Duration)>> = vec![None; self.projections.len()];
         while !stopping {
-            for projection in &self.projections {
+            for (projection, backoff) in self.projections.iter().zip(backoff.iter_mut()) {
+                if backoff.is_some_and(|(retry_at, _)| Instant::now() < retry_at) {
+                    continue;
+                }
                 let mut stop = || {
                     stopping = stopping || (&mut shutdown).now_or_never().is_some();
                     stopping
                 };
-                if let Err(error) = self.catch_up_one(projection.as_ref(), &mut stop).await {
-                    self.report_failure(projection.name(), &error).await;
+                match self.catch_up_one(projection.as_ref(), &mut stop).await {
+                    Ok(_) => *backoff = None,
+                    Err(error) => {
+                        let delay = backoff.map_or(self.options.poll_interval, |(_, last)| {
+                            (last * 2).min(MAX_RETRY_DELAY)
+                        });
+                        *backoff = Some((Instant::now() + delay, delay));
+                        self.report_failure(projection.name(), &error, delay).await;
+                    }
                 }
                 if stopping {
                     break;
@@ -368,8 +386,13 @@ impl ProjectorRunner {
         Ok(())
     }
 
-    async fn report_failure(&self, name: &str, error: &Error) {
-        tracing::error!(projection = name, error = %error, "applying events failed; retrying on the next wake-up");
+    async fn report_failure(&self, name: &str, error: &Error, retry_in: Duration) {
+        tracing::error!(
+            projection = name,
+            error = %error,
+            retry_in_ms = retry_in.as_millis() as u64,
+            "applying events failed; the read model stays at its last good position"
+        );
         let recorded = match self.pool.acquire().await {
             Ok(mut conn) => registry::record_failure(&mut conn, name, error).await,
             Err(e) => Err(e.into()),
