@@ -58,7 +58,7 @@ pub struct Settings {
     /// `CCARE_PG_BIN`: the directory of the PostgreSQL server binaries for the private cluster
     /// (default: the newest under /usr/lib/postgresql).
     pub pg_bin: Option<PathBuf>,
-    /// `CCARE_LOG`: the log filter (default `info`).
+    /// `CCARE_LOG`: the log filter (default `info,odbc_api=error`).
     pub log_filter: String,
     /// `CCARE_LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
@@ -75,7 +75,11 @@ impl Settings {
     /// Reads the given variables (tests pass their own).
     pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         // An empty variable is treated as unset: `FOO= ccare ...` is how people clear a setting.
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let database_url = get("DATABASE_URL")
             .map(|url| {
@@ -110,7 +114,10 @@ impl Settings {
             }
             (None, Some(file)) => {
                 let path = PathBuf::from(&file);
-                let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase);
                 if !matches!(ext.as_deref(), Some("accdb" | "mdb")) {
                     return Err(ConfigError {
                         var: "ACDB_FILE",
@@ -130,13 +137,16 @@ impl Settings {
 
         let nats_url = get("NATS_URL")
             .map(|url| {
-                let ok = url.starts_with("nats://") || url.starts_with("tls://") || url.contains(':');
+                let ok =
+                    url.starts_with("nats://") || url.starts_with("tls://") || url.contains(':');
                 if ok {
                     Ok(url)
                 } else {
                     Err(ConfigError {
                         var: "NATS_URL",
-                        problem: format!("={url:?} is not a NATS address (expected e.g. nats://127.0.0.1:4222)"),
+                        problem: format!(
+                            "={url:?} is not a NATS address (expected e.g. nats://127.0.0.1:4222)"
+                        ),
                     })
                 }
             })
@@ -147,35 +157,56 @@ impl Settings {
         let listen_raw = get("CCARE_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_raw.parse().map_err(|_| ConfigError {
             var: "CCARE_LISTEN",
-            problem: format!("={listen_raw:?} is not a socket address (expected e.g. {DEFAULT_LISTEN})"),
+            problem: format!(
+                "={listen_raw:?} is not a socket address (expected e.g. {DEFAULT_LISTEN})"
+            ),
         })?;
 
-        let duration = |var: &'static str, default: &str, min: Duration| -> Result<Duration, ConfigError> {
-            let raw = get(var).unwrap_or_else(|| default.into());
-            let d = humantime::parse_duration(&raw).map_err(|_| ConfigError {
-                var,
-                problem: format!("={raw:?} is not a duration (expected e.g. {default})"),
-            })?;
-            if d < min {
-                return Err(ConfigError {
+        let duration =
+            |var: &'static str, default: &str, min: Duration| -> Result<Duration, ConfigError> {
+                let raw = get(var).unwrap_or_else(|| default.into());
+                let d = humantime::parse_duration(&raw).map_err(|_| ConfigError {
                     var,
-                    problem: format!("={raw:?} is shorter than the minimum {}", humantime::format_duration(min)),
-                });
-            }
-            Ok(d)
-        };
-        let cdc_poll_interval = duration("CCARE_CDC_POLL_INTERVAL", "5s", Duration::from_millis(100))?;
-        let cdc_reconcile_interval = duration("CCARE_CDC_RECONCILE_INTERVAL", "1h", Duration::from_secs(1))?;
+                    problem: format!("={raw:?} is not a duration (expected e.g. {default})"),
+                })?;
+                if d < min {
+                    return Err(ConfigError {
+                        var,
+                        problem: format!(
+                            "={raw:?} is shorter than the minimum {}",
+                            humantime::format_duration(min)
+                        ),
+                    });
+                }
+                Ok(d)
+            };
+        let cdc_poll_interval =
+            duration("CCARE_CDC_POLL_INTERVAL", "5s", Duration::from_millis(100))?;
+        let cdc_reconcile_interval =
+            duration("CCARE_CDC_RECONCILE_INTERVAL", "1h", Duration::from_secs(1))?;
 
         let cdc_tables = get("CCARE_CDC_TABLES").map(|list| {
-            list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect::<Vec<_>>()
+            list.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
         });
         if let Some(tables) = &cdc_tables {
-            if let Some(unknown) = tables.iter().find(|t| domain::catalog::table_spec(t).is_none()) {
-                let known: Vec<&str> = domain::catalog::CAPTURED_TABLES.iter().map(|t| t.table).collect();
+            if let Some(unknown) = tables
+                .iter()
+                .find(|t| domain::catalog::table_spec(t).is_none())
+            {
+                let known: Vec<&str> = domain::catalog::CAPTURED_TABLES
+                    .iter()
+                    .map(|t| t.table)
+                    .collect();
                 return Err(ConfigError {
                     var: "CCARE_CDC_TABLES",
-                    problem: format!("names {unknown:?}, which is not a table ccare captures ({})", known.join(", ")),
+                    problem: format!(
+                        "names {unknown:?}, which is not a table ccare captures ({})",
+                        known.join(", ")
+                    ),
                 });
             }
         }
@@ -200,7 +231,9 @@ impl Settings {
             }
         }
 
-        let log_filter = get("CCARE_LOG").unwrap_or_else(|| "info".into());
+        // odbc_api logs each connection's informational diagnostics as warnings (the SQLite
+        // driver's "does not support the requested version" on every poll); errors still show.
+        let log_filter = get("CCARE_LOG").unwrap_or_else(|| "info,odbc_api=error".into());
         let log_json = match get("CCARE_LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -242,7 +275,12 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Settings::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -285,7 +323,11 @@ mod tests {
 
     #[test]
     fn both_acdb_settings_at_once_are_refused() {
-        let err = settings(&[("ACDB_DSN", "Driver=SQLite3;Database=x"), ("ACDB_FILE", "x.accdb")]).unwrap_err();
+        let err = settings(&[
+            ("ACDB_DSN", "Driver=SQLite3;Database=x"),
+            ("ACDB_FILE", "x.accdb"),
+        ])
+        .unwrap_err();
         assert_eq!(err.var, "ACDB_FILE");
     }
 

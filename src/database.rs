@@ -24,9 +24,12 @@ impl Database {
                 let bin = postgres::find_bin_dir(settings.pg_bin.as_deref())?;
                 let dir = settings.data_dir.join("postgres");
                 ensure_dir(&settings.data_dir)?;
-                let cluster = EmbeddedPostgres::start(&dir, &bin)
-                    .await
-                    .with_context(|| format!("starting the private PostgreSQL cluster in {}", dir.display()))?;
+                let cluster = EmbeddedPostgres::start(&dir, &bin).await.with_context(|| {
+                    format!(
+                        "starting the private PostgreSQL cluster in {}",
+                        dir.display()
+                    )
+                })?;
                 (cluster.url(), Some(cluster))
             }
         };
@@ -46,5 +49,10 @@ impl Database {
 }
 
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {} (CCARE_DATA_DIR)", dir.display()))
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "creating the data directory {} (CCARE_DATA_DIR)",
+            dir.display()
+        )
+    })
 }

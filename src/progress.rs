@@ -27,20 +27,27 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl CdcProgress {
     pub fn new() -> Self {
-        CdcProgress { terminal: std::io::stderr().is_terminal(), tables: Mutex::new(HashMap::new()) }
+        CdcProgress {
+            terminal: std::io::stderr().is_terminal(),
+            tables: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 pub fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>26} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  eta {eta}")
-        .expect("the template is valid")
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{prefix:>26} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  eta {eta}",
+    )
+    .expect("the template is valid")
+    .progress_chars("=> ")
 }
 
 impl ProgressSink for CdcProgress {
     fn table_started(&self, table: &str, phase: Phase, total_rows: Option<u64>) {
         let bar = (self.terminal && phase == Phase::Snapshot).then(|| {
-            let bar = ProgressBar::new(total_rows.unwrap_or(0)).with_style(bar_style()).with_prefix(table.to_string());
+            let bar = ProgressBar::new(total_rows.unwrap_or(0))
+                .with_style(bar_style())
+                .with_prefix(table.to_string());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
@@ -49,26 +56,44 @@ impl ProgressSink for CdcProgress {
         if let Ok(mut tables) = self.tables.lock() {
             tables.insert(
                 table.to_string(),
-                TableProgress { bar, started: now, done: 0, total: total_rows, last_line: now },
+                TableProgress {
+                    bar,
+                    started: now,
+                    done: 0,
+                    total: total_rows,
+                    last_line: now,
+                },
             );
         }
     }
 
     fn rows_done(&self, table: &str, rows: u64) {
-        let Ok(mut tables) = self.tables.lock() else { return };
-        let Some(p) = tables.get_mut(table) else { return };
+        let Ok(mut tables) = self.tables.lock() else {
+            return;
+        };
+        let Some(p) = tables.get_mut(table) else {
+            return;
+        };
         p.done += rows;
         if let Some(bar) = &p.bar {
             bar.set_position(p.done);
         } else if p.last_line.elapsed() >= LOG_EVERY {
             p.last_line = Instant::now();
             let rate = p.done as f64 / p.started.elapsed().as_secs_f64().max(1e-3);
-            tracing::info!(table, rows_done = p.done, total_rows = p.total, rows_per_sec = rate.round(), "import progress");
+            tracing::info!(
+                table,
+                rows_done = p.done,
+                total_rows = p.total,
+                rows_per_sec = rate.round(),
+                "import progress"
+            );
         }
     }
 
     fn table_finished(&self, table: &str, report: &TableReport) {
-        let Ok(mut tables) = self.tables.lock() else { return };
+        let Ok(mut tables) = self.tables.lock() else {
+            return;
+        };
         if let Some(p) = tables.remove(table) {
             if let Some(bar) = p.bar {
                 bar.finish_and_clear();
@@ -85,7 +110,13 @@ impl ProgressSink for CdcProgress {
                     "changes captured"
                 );
             } else {
-                tracing::debug!(table, rows_seen = report.rows_seen, events = report.events_emitted, seconds = secs, "capture cycle done");
+                tracing::debug!(
+                    table,
+                    rows_seen = report.rows_seen,
+                    events = report.events_emitted,
+                    seconds = secs,
+                    "capture cycle done"
+                );
             }
         }
     }

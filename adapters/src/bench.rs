@@ -30,7 +30,8 @@ const BASELINE_TABLE: &str = "bench_raw_copy";
 /// of exactly those bytes into a plain table with a primary key. This is the ceiling an import
 /// of the same rows could approach. The table is dropped afterwards.
 pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
-    let mut file = tempfile::tempfile().map_err(|e| Error::io("creating the baseline's temporary file", e))?;
+    let mut file =
+        tempfile::tempfile().map_err(|e| Error::io("creating the baseline's temporary file", e))?;
     let mut conn = pool.acquire().await?;
     let mut rows: u64 = 0;
     {
@@ -42,12 +43,16 @@ pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
             .await?;
         while let Some(chunk) = out.try_next().await? {
             rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-            file.write_all(&chunk).map_err(|e| Error::io("writing the baseline's temporary file", e))?;
+            file.write_all(&chunk)
+                .map_err(|e| Error::io("writing the baseline's temporary file", e))?;
         }
     }
-    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("rewinding the baseline's temporary file", e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io("rewinding the baseline's temporary file", e))?;
 
-    sqlx::query(&format!("drop table if exists {BASELINE_TABLE}")).execute(&mut *conn).await?;
+    sqlx::query(&format!("drop table if exists {BASELINE_TABLE}"))
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(&format!(
         "create table {BASELINE_TABLE} (position bigint primary key, event_id uuid not null, \
          aggregate_type text not null, aggregate_id text not null, sequence bigint not null, \
@@ -59,10 +64,14 @@ pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
     sqlx::query("checkpoint").execute(&mut *conn).await?;
 
     let started = Instant::now();
-    let mut copy = conn.copy_in_raw(&format!("copy {BASELINE_TABLE} from stdin")).await?;
+    let mut copy = conn
+        .copy_in_raw(&format!("copy {BASELINE_TABLE} from stdin"))
+        .await?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io("reading the baseline's temporary file", e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading the baseline's temporary file", e))?;
         if n == 0 {
             break;
         }
@@ -71,6 +80,8 @@ pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
     copy.finish().await?;
     let seconds = started.elapsed().as_secs_f64();
 
-    sqlx::query(&format!("drop table {BASELINE_TABLE}")).execute(&mut *conn).await?;
+    sqlx::query(&format!("drop table {BASELINE_TABLE}"))
+        .execute(&mut *conn)
+        .await?;
     Ok(CopyBaseline { rows, seconds })
 }

@@ -54,5 +54,7 @@ pub async fn serve(
     read_models: ReadModels,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(read_models)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(read_models))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -16,7 +16,11 @@ use sha2::{Digest, Sha256};
 /// Serialised untagged so payloads stay readable: `null`, `true`, `12`, `"text"`,
 /// `{"decimal":"12.5000"}`, `{"datetime":"2024-01-15T10:00:00"}`, `{"bytes":"00ff"}`.
 /// Money and every non-integer number are exact decimals: a binary float never enters the domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserialisation is hand-written (see the `Deserialize` impl below): serde's untagged enums
+/// buffer every value and try each variant in turn, which made decoding a captured row cost tens
+/// of microseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AcdbValue {
     Null,
@@ -36,6 +40,93 @@ pub enum AcdbValue {
     },
 }
 
+impl<'de> Deserialize<'de> for AcdbValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AcdbValueVisitor)
+    }
+}
+
+struct AcdbValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AcdbValueVisitor {
+    type Value = AcdbValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("null, a boolean, an integer, a string, or {\"decimal\"|\"datetime\"|\"bytes\": string}")
+    }
+
+    fn visit_unit<E>(self) -> Result<AcdbValue, E> {
+        Ok(AcdbValue::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<AcdbValue, E> {
+        Ok(AcdbValue::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<AcdbValue, E> {
+        Ok(AcdbValue::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<AcdbValue, E> {
+        Ok(AcdbValue::Int(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AcdbValue, E> {
+        i64::try_from(v)
+            .map(AcdbValue::Int)
+            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AcdbValue, E> {
+        // ccare never writes a JSON float: a float here is foreign input, refused rather than
+        // silently rounded into money.
+        Err(E::custom(format!(
+            "{v} is a floating-point number; decimals are written as {{\"decimal\": \"…\"}}"
+        )))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<AcdbValue, E> {
+        Ok(AcdbValue::Text(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<AcdbValue, E> {
+        Ok(AcdbValue::Text(v))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AcdbValue, A::Error> {
+        use serde::de::Error;
+        let Some(tag) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+            return Err(A::Error::custom("an empty object is not an ACDB value"));
+        };
+        let raw: std::borrow::Cow<'de, str> = map.next_value()?;
+        let value = match tag.as_ref() {
+            "decimal" => AcdbValue::Decimal {
+                decimal: raw
+                    .parse()
+                    .map_err(|_| A::Error::custom(format!("{raw:?} is not a decimal")))?,
+            },
+            "datetime" => AcdbValue::DateTime {
+                datetime: raw
+                    .parse()
+                    .map_err(|_| A::Error::custom(format!("{raw:?} is not a date-time")))?,
+            },
+            "bytes" => AcdbValue::Bytes {
+                bytes: hex::decode(raw.as_bytes())
+                    .map_err(|_| A::Error::custom("bytes are not hexadecimal"))?,
+            },
+            other => {
+                return Err(A::Error::custom(format!(
+                    "unknown ACDB value tag {other:?}"
+                )))
+            }
+        };
+        if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom("an ACDB value object has exactly one key"));
+        }
+        Ok(value)
+    }
+}
+
 impl AcdbValue {
     pub fn is_null(&self) -> bool {
         matches!(self, AcdbValue::Null)
@@ -50,7 +141,9 @@ impl AcdbValue {
             AcdbValue::Int(i) => Some(i.to_string()),
             AcdbValue::Text(s) => Some(s.trim().to_string()),
             AcdbValue::Decimal { decimal } => Some(decimal.normalize().to_string()),
-            AcdbValue::DateTime { datetime } => Some(datetime.format("%Y-%m-%d %H:%M:%S").to_string()),
+            AcdbValue::DateTime { datetime } => {
+                Some(datetime.format("%Y-%m-%d %H:%M:%S").to_string())
+            }
             AcdbValue::Bytes { bytes } => Some(hex::encode(bytes)),
         }
     }
@@ -67,7 +160,9 @@ impl AcdbValue {
                 if s.is_empty() {
                     return None;
                 }
-                s.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(s).ok())
+                s.parse::<Decimal>()
+                    .ok()
+                    .or_else(|| Decimal::from_scientific(s).ok())
             }
             _ => None,
         }
@@ -126,7 +221,13 @@ impl AcdbValue {
             }
             AcdbValue::DateTime { datetime } => {
                 hasher.update([5u8]);
-                lp(hasher, datetime.format("%Y-%m-%dT%H:%M:%S%.f").to_string().as_bytes());
+                lp(
+                    hasher,
+                    datetime
+                        .format("%Y-%m-%dT%H:%M:%S%.f")
+                        .to_string()
+                        .as_bytes(),
+                );
             }
             AcdbValue::Bytes { bytes } => {
                 hasher.update([6u8]);
@@ -250,7 +351,9 @@ mod tests {
     use std::str::FromStr;
 
     fn dec(s: &str) -> AcdbValue {
-        AcdbValue::Decimal { decimal: Decimal::from_str(s).unwrap() }
+        AcdbValue::Decimal {
+            decimal: Decimal::from_str(s).unwrap(),
+        }
     }
 
     #[test]
@@ -270,7 +373,41 @@ mod tests {
         let json = serde_json::to_string(&row).unwrap();
         let back: AcdbRow = serde_json::from_str(&json).unwrap();
         assert_eq!(back, row);
-        assert!(json.contains(r#""transaction amount":{"decimal":"12.5000"}"#), "{json}");
+        assert!(
+            json.contains(r#""transaction amount":{"decimal":"12.5000"}"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn decoding_refuses_floats_unknown_tags_and_extra_keys() {
+        for bad in [
+            "1.5",
+            r#"{"money":"1"}"#,
+            r#"{"decimal":"1","x":"2"}"#,
+            r#"{"decimal":"abc"}"#,
+            "{}",
+        ] {
+            assert!(serde_json::from_str::<AcdbValue>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::from_str::<AcdbValue>("null").unwrap(),
+            AcdbValue::Null
+        );
+        assert_eq!(
+            serde_json::from_str::<AcdbValue>("-3").unwrap(),
+            AcdbValue::Int(-3)
+        );
+    }
+
+    #[test]
+    fn bytes_round_trip_as_hex() {
+        let v = AcdbValue::Bytes {
+            bytes: vec![0, 255, 16],
+        };
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"bytes":"00ff10"}"#);
+        assert_eq!(serde_json::from_str::<AcdbValue>(&json).unwrap(), v);
     }
 
     #[test]
@@ -344,8 +481,13 @@ mod tests {
 
     #[test]
     fn changed_columns_lists_only_the_differences() {
-        let before = AcdbRow::new().with("a", AcdbValue::Int(1)).with("b", AcdbValue::Int(2));
-        let after = AcdbRow::new().with("a", AcdbValue::Int(1)).with("b", AcdbValue::Int(3)).with("c", AcdbValue::Null);
+        let before = AcdbRow::new()
+            .with("a", AcdbValue::Int(1))
+            .with("b", AcdbValue::Int(2));
+        let after = AcdbRow::new()
+            .with("a", AcdbValue::Int(1))
+            .with("b", AcdbValue::Int(3))
+            .with("c", AcdbValue::Null);
         assert_eq!(before.changed_columns(&after), vec!["b".to_string()]);
     }
 }

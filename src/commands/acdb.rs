@@ -9,7 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::GenerateArgs;
 
 pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let options = GenerateOptions { customers: args.customers, years: args.years, seed: args.seed };
+    let options = GenerateOptions {
+        customers: args.customers,
+        years: args.years,
+        seed: args.seed,
+    };
     let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new_spinner().with_style(

@@ -14,8 +14,10 @@ pub async fn verify(settings: Settings) -> anyhow::Result<()> {
     let head = store.head().await?;
     let bar = std::io::stderr().is_terminal().then(|| {
         ProgressBar::new(head.position.max(0) as u64).with_style(
-            ProgressStyle::with_template("verifying [{bar:30}] {human_pos}/{human_len} events  {per_sec}")
-                .expect("the template is valid"),
+            ProgressStyle::with_template(
+                "verifying [{bar:30}] {human_pos}/{human_len} events  {per_sec}",
+            )
+            .expect("the template is valid"),
         )
     });
     let report = store
@@ -32,7 +34,10 @@ pub async fn verify(settings: Settings) -> anyhow::Result<()> {
     let report = report?;
     match report.first_broken {
         None => {
-            println!("hash chain intact: {} events verified up to position {}", report.checked, report.head_position);
+            println!(
+                "hash chain intact: {} events verified up to position {}",
+                report.checked, report.head_position
+            );
             Ok(())
         }
         Some(broken) => anyhow::bail!(

@@ -17,7 +17,10 @@ use crate::config::Settings;
 const TARGET_RATIO: f64 = 0.5;
 
 pub async fn import(settings: Settings, customers: u32, years: u32) -> anyhow::Result<()> {
-    let work = tempfile::Builder::new().prefix("ccare-bench-").tempdir().context("creating a scratch directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("ccare-bench-")
+        .tempdir()
+        .context("creating a scratch directory")?;
 
     // Generate in a child process so the import's peak memory below is the import's alone.
     let acdb_file = work.path().join("acdb.sqlite");
@@ -26,7 +29,12 @@ pub async fn import(settings: Settings, customers: u32, years: u32) -> anyhow::R
     let status = std::process::Command::new(std::env::current_exe()?)
         .args(["acdb", "generate", "--out"])
         .arg(&acdb_file)
-        .args(["--customers", &customers.to_string(), "--years", &years.to_string()])
+        .args([
+            "--customers",
+            &customers.to_string(),
+            "--years",
+            &years.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .status()
         .context("running `ccare acdb generate`")?;
@@ -46,8 +54,14 @@ pub async fn import(settings: Settings, customers: u32, years: u32) -> anyhow::R
     let ratio = import_rate / copy_rate;
     println!("customers                 {customers}");
     println!("source rows imported      {}", m.rows);
-    println!("import                    {:.2} s   {:>10.0} rows/s", m.import_seconds, import_rate);
-    println!("raw COPY (same rows)      {:.2} s   {:>10.0} rows/s", m.copy.seconds, copy_rate);
+    println!(
+        "import                    {:.2} s   {:>10.0} rows/s",
+        m.import_seconds, import_rate
+    );
+    println!(
+        "raw COPY (same rows)      {:.2} s   {:>10.0} rows/s",
+        m.copy.seconds, copy_rate
+    );
     println!("ratio                     {ratio:.2}   (target >= {TARGET_RATIO})");
     println!("peak memory (ccare)       {} MiB", m.peak_rss_kib / 1024);
     Ok(())
@@ -85,13 +99,22 @@ async fn measure(url: &str, acdb_file: &std::path::Path) -> anyhow::Result<Measu
     let import_seconds = started.elapsed().as_secs_f64();
     let rows: u64 = report.tables.iter().map(|t| t.rows_seen).sum();
     if let Some(failed) = report.tables.iter().find(|t| t.error.is_some()) {
-        anyhow::bail!("importing {} failed: {}", failed.table, failed.error.as_deref().unwrap_or_default());
+        anyhow::bail!(
+            "importing {} failed: {}",
+            failed.table,
+            failed.error.as_deref().unwrap_or_default()
+        );
     }
     let peak_rss_kib = peak_rss_kib();
     eprintln!("measuring a raw COPY of the same rows ...");
     let copy = adapters::bench::raw_copy_of_event_log(&pool).await?;
     pool.close().await;
-    Ok(Measurement { rows, import_seconds, copy, peak_rss_kib })
+    Ok(Measurement {
+        rows,
+        import_seconds,
+        copy,
+        peak_rss_kib,
+    })
 }
 
 /// The process's peak resident memory (VmHWM), in KiB; 0 where /proc is not available.

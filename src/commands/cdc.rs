@@ -62,7 +62,13 @@ pub fn build(settings: &Settings, pool: PgPool, location: &AcdbLocation) -> Cdc 
         safety_share: settings.cdc_safety_share,
     };
     let open = Arc::new(move || acdb::open(&reader_location));
-    Cdc::new(pool.clone(), EventStore::new(pool), open, config, Arc::new(CdcProgress::new()))
+    Cdc::new(
+        pool.clone(),
+        EventStore::new(pool),
+        open,
+        config,
+        Arc::new(CdcProgress::new()),
+    )
 }
 
 fn captured_tables(settings: &Settings) -> Vec<&'static TableSpec> {

@@ -18,15 +18,19 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(settings, args).await,
         Command::Cdc(args) => cdc::run(settings, args).await,
         Command::Status { json } => status::run(settings, json).await,
-        Command::Audit { command: AuditCommand::Verify } => audit::verify(settings).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit::verify(settings).await,
         Command::Projections { command } => match command {
             ProjectionsCommand::Status { json } => projections::status(settings, json).await,
             ProjectionsCommand::Rebuild { name } => projections::rebuild(settings, name).await,
         },
-        Command::Acdb { command: AcdbCommand::Generate(args) } => acdb::generate(args),
-        Command::Bench { command: BenchCommand::Import { customers, years } } => {
-            bench::import(settings, customers, years).await
-        }
+        Command::Acdb {
+            command: AcdbCommand::Generate(args),
+        } => acdb::generate(args),
+        Command::Bench {
+            command: BenchCommand::Import { customers, years },
+        } => bench::import(settings, customers, years).await,
         Command::Migrate => {
             let db = Database::open(&settings).await?;
             println!("migrations applied");

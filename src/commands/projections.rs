@@ -18,9 +18,19 @@ pub async fn status(settings: Settings, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        println!("{:<20} {:<10} {:>10} {:>12} {:>10}", "read model", "state", "generation", "position", "lag");
+        println!(
+            "{:<20} {:<10} {:>10} {:>12} {:>10}",
+            "read model", "state", "generation", "position", "lag"
+        );
         for s in &status {
-            println!("{:<20} {:<10} {:>10} {:>12} {:>10}", s.name, s.state.as_str(), s.live_generation, s.position, s.lag);
+            println!(
+                "{:<20} {:<10} {:>10} {:>12} {:>10}",
+                s.name,
+                s.state.as_str(),
+                s.live_generation,
+                s.position,
+                s.lag
+            );
             if let Some(e) = &s.last_error {
                 println!("{:<20} last error: {e}", "");
             }
@@ -33,7 +43,9 @@ pub async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result
     let db = Database::open(&settings).await?;
     let runner = ProjectorRunner::new(db.pool.clone(), projections::all());
     runner.ensure_ready().await?;
-    let bar = std::io::stderr().is_terminal().then(ProgressBar::new_spinner);
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(ProgressBar::new_spinner);
     let result = runner
         .rebuild(name.as_deref(), &mut |p| {
             if let Some(bar) = &bar {
@@ -47,6 +59,9 @@ pub async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result
     }
     db.close().await?;
     result?;
-    println!("rebuilt and swapped in: {}", name.as_deref().unwrap_or("all read models"));
+    println!(
+        "rebuilt and swapped in: {}",
+        name.as_deref().unwrap_or("all read models")
+    );
     Ok(())
 }

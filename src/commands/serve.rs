@@ -32,7 +32,8 @@ pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
             // A partial file from an interrupted run is useless: start it again.
             let _ = std::fs::remove_file(&tmp);
             generate(&tmp, &GenerateOptions::default(), &mut |_| {})?;
-            std::fs::rename(&tmp, &file).with_context(|| format!("moving the generated ACDB to {}", file.display()))?;
+            std::fs::rename(&tmp, &file)
+                .with_context(|| format!("moving the generated ACDB to {}", file.display()))?;
         }
         settings.acdb = Some(AcdbLocation::Odbc(sqlite_dsn(&file)?));
     }
@@ -44,7 +45,8 @@ pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
 }
 
 fn sqlite_dsn(file: &Path) -> anyhow::Result<String> {
-    let abs = std::fs::canonicalize(file).with_context(|| format!("resolving {}", file.display()))?;
+    let abs =
+        std::fs::canonicalize(file).with_context(|| format!("resolving {}", file.display()))?;
     Ok(format!("Driver=SQLite3;Database={}", abs.display()))
 }
 
@@ -83,7 +85,9 @@ fn resolve_roles(settings: &Settings, asked: &[Role]) -> anyhow::Result<BTreeSet
         settings.require_acdb()?;
     }
     if roles.contains(&Role::Bridge) && !bridge::is_configured() {
-        anyhow::bail!("the bridge role needs WhatsApp settings, which this version does not support yet");
+        anyhow::bail!(
+            "the bridge role needs WhatsApp settings, which this version does not support yet"
+        );
     }
     Ok(roles)
 }
@@ -95,7 +99,9 @@ async fn run_roles(
     after_start: Option<fn(&Settings)>,
 ) -> anyhow::Result<()> {
     if settings.nats_url.is_some() {
-        tracing::warn!("NATS_URL is set, but NATS distribution is not built yet: events flow in-process");
+        tracing::warn!(
+            "NATS_URL is set, but NATS distribution is not built yet: events flow in-process"
+        );
     }
     let stop = CancellationToken::new();
     let mut tasks: JoinSet<(Role, anyhow::Result<()>)> = JoinSet::new();
@@ -108,13 +114,26 @@ async fn run_roles(
         // the demo prints its progress bar on a quiet terminal.
         cdc.run_cycle().await?;
         let token = stop.clone();
-        tasks.spawn(async move { (Role::Cdc, cdc.run(token.cancelled_owned()).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                Role::Cdc,
+                cdc.run(token.cancelled_owned()).await.map_err(Into::into),
+            )
+        });
     }
     if roles.contains(&Role::Projector) {
         let runner = Arc::new(ProjectorRunner::new(db.pool.clone(), projections::all()));
         runner.ensure_ready().await?;
         let token = stop.clone();
-        tasks.spawn(async move { (Role::Projector, runner.run(token.cancelled_owned()).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                Role::Projector,
+                runner
+                    .run(token.cancelled_owned())
+                    .await
+                    .map_err(Into::into),
+            )
+        });
     }
     if roles.contains(&Role::Api) {
         let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -149,7 +168,9 @@ async fn run_roles(
     outcome
 }
 
-fn role_outcome(joined: Result<(Role, anyhow::Result<()>), tokio::task::JoinError>) -> anyhow::Result<()> {
+fn role_outcome(
+    joined: Result<(Role, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Result<()> {
     match joined {
         Ok((role, result)) => result.with_context(|| format!("the {role:?} role stopped")),
         Err(e) => Err(anyhow::anyhow!("a role task failed: {e}")),

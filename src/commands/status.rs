@@ -55,7 +55,11 @@ async fn gather(db: &Database) -> anyhow::Result<Status> {
     // Verifies only the events appended since the last verification, so status stays cheap.
     store.verify_chain_since_checkpoint().await?;
     let chain = store.chain_status().await?;
-    Ok(Status { log_head: chain.head_position, chain: Chain::from(&chain), cdc: cdc::status(&db.pool).await? })
+    Ok(Status {
+        log_head: chain.head_position,
+        chain: Chain::from(&chain),
+        cdc: cdc::status(&db.pool).await?,
+    })
 }
 
 fn print_table(s: &Status) {
@@ -64,8 +68,15 @@ fn print_table(s: &Status) {
         "table", "phase", "seen", "events", "events(all)", "rejected", "checkpoint", "last poll"
     );
     for t in &s.cdc.tables {
-        let checkpoint = t.watermark.clone().or_else(|| t.snapshot_checkpoint.clone()).unwrap_or_default();
-        let last_poll = t.last_poll_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
+        let checkpoint = t
+            .watermark
+            .clone()
+            .or_else(|| t.snapshot_checkpoint.clone())
+            .unwrap_or_default();
+        let last_poll = t
+            .last_poll_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
         println!(
             "{:<26} {:<9} {:>9} {:>9} {:>10} {:>9}  {:<20} {:<19}",
             t.table,
@@ -81,7 +92,10 @@ fn print_table(s: &Status) {
             println!("{:<26}   rejected: {n} × {reason}", "");
         }
         if let Some(reason) = &t.paused_reason {
-            println!("{:<26}   PAUSED: {reason}  (accept with: ccare cdc confirm {:?})", "", t.table);
+            println!(
+                "{:<26}   PAUSED: {reason}  (accept with: ccare cdc confirm {:?})",
+                "", t.table
+            );
         }
         if let Some(e) = &t.last_error {
             println!("{:<26}   last error: {e}", "");
@@ -100,8 +114,14 @@ fn print_table(s: &Status) {
             "hash chain: BROKEN at position {at}: {} (run `ccare audit verify`)",
             s.chain.problem.as_deref().unwrap_or_default()
         ),
-        (None, true) => println!("hash chain: intact up to position {}", s.chain.verified_position),
-        (None, false) => println!("hash chain: verified up to position {} of {}", s.chain.verified_position, s.log_head),
+        (None, true) => println!(
+            "hash chain: intact up to position {}",
+            s.chain.verified_position
+        ),
+        (None, false) => println!(
+            "hash chain: verified up to position {} of {}",
+            s.chain.verified_position, s.log_head
+        ),
     }
 }
 

@@ -3,7 +3,11 @@ use crate::helpers::{assert_one_error_line, ccare};
 #[test]
 fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ccare(&["status"], &[("CCARE_LISTEN", "not-an-address")], dir.path());
+    let out = ccare(
+        &["status"],
+        &[("CCARE_LISTEN", "not-an-address")],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert_one_error_line(&out, &["CCARE_LISTEN"]);
 }
@@ -11,7 +15,11 @@ fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
 #[test]
 fn a_command_that_needs_the_acdb_names_the_missing_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ccare(&["cdc", "--once"], &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")], dir.path());
+    let out = ccare(
+        &["cdc", "--once"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")],
+        dir.path(),
+    );
     assert_one_error_line(&out, &["ACDB_DSN"]);
 }
 
@@ -21,7 +29,10 @@ fn an_unreachable_database_gives_one_clear_line_and_a_non_zero_exit() {
     let acdb = testkit::acdb::generated_small();
     let out = ccare(
         &["cdc", "--once"],
-        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none"), ("ACDB_DSN", &acdb.dsn())],
+        &[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none"),
+            ("ACDB_DSN", &acdb.dsn()),
+        ],
         dir.path(),
     );
     assert_one_error_line(&out, &["127.0.0.1:1"]);
@@ -33,7 +44,10 @@ async fn a_bad_acdb_dsn_gives_one_clear_line_and_a_non_zero_exit() {
     let db = testkit::pg::fresh_database().await;
     let out = ccare(
         &["cdc", "--once"],
-        &[("DATABASE_URL", &db.url), ("ACDB_DSN", "Driver=NoSuchOdbcDriver;Database=/nonexistent")],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("ACDB_DSN", "Driver=NoSuchOdbcDriver;Database=/nonexistent"),
+        ],
         dir.path(),
     );
     assert_one_error_line(&out, &["ACDB", "NoSuchOdbcDriver"]);
@@ -45,6 +59,10 @@ async fn a_missing_acdb_table_gives_one_clear_line_naming_it() {
     let db = testkit::pg::fresh_database().await;
     let acdb = testkit::acdb::generated_small();
     acdb.execute("DROP TABLE [tblmeterdata1]", &[]);
-    let out = ccare(&["cdc", "--once"], &[("DATABASE_URL", &db.url), ("ACDB_DSN", &acdb.dsn())], dir.path());
+    let out = ccare(
+        &["cdc", "--once"],
+        &[("DATABASE_URL", &db.url), ("ACDB_DSN", &acdb.dsn())],
+        dir.path(),
+    );
     assert_one_error_line(&out, &["tblmeterdata1"]);
 }
