@@ -55,6 +55,8 @@ const INCLUDE_LINE: &str = "include = 'ccare.conf'";
 const START_TIMEOUT_SECS: u32 = 300;
 /// Starts retried while a crashed server's children still hold its shared memory.
 const START_ATTEMPTS: u32 = 10;
+/// Looks at a server that seems to be running but refuses connections, before giving up.
+const JOIN_ATTEMPTS: u32 = 10;
 /// `sun_path` holds 108 bytes on Linux (104 on the BSDs), including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 100;
 
@@ -222,17 +224,39 @@ impl EmbeddedPostgres {
             stopped: false,
         };
         cluster.prepare_directories()?;
-        if let Some(port) = cluster.running_server_port().await? {
-            tracing::info!(cluster = %cluster.cluster_dir.display(), port, "joining the private PostgreSQL already running");
-            cluster.port = port;
-        } else {
-            if !cluster.is_initialised() {
-                cluster.initdb().await?;
-            }
-            cluster.start_server(durability).await?;
+        if cluster.join_running_server().await? {
+            return Ok(cluster);
         }
+        if !cluster.is_initialised() {
+            cluster.initdb().await?;
+        }
+        cluster.start_server(durability).await?;
         cluster.ensure_database().await?;
         Ok(cluster)
+    }
+
+    /// Joins the server already running from this cluster, if there is one. A server that is
+    /// dying (killed, or shutting down) may still look alive for a moment: if it refuses
+    /// connections, it is looked at again until it is either serving or gone.
+    async fn join_running_server(&mut self) -> Result<bool> {
+        for attempt in 1..=JOIN_ATTEMPTS {
+            let Some(port) = self.running_server_port().await? else {
+                return Ok(false);
+            };
+            self.port = port;
+            match self.ensure_database().await {
+                Ok(()) => {
+                    tracing::info!(cluster = %self.cluster_dir.display(), port, "joined the private PostgreSQL already running");
+                    return Ok(true);
+                }
+                Err(e) if attempt == JOIN_ATTEMPTS => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "the running private PostgreSQL refused a connection; looking again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/ccare`.

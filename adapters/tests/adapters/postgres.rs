@@ -27,6 +27,26 @@ fn postmaster_pid(cluster: &EmbeddedPostgres) -> i32 {
         .unwrap()
 }
 
+/// Waits until `pid` has exited (a zombie counts: nobody may reap it in a container).
+fn wait_until_dead(pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.trim_start().chars().next());
+        if stat.is_empty() || state == Some('Z') {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not die"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 async fn count_notes(url: &str) -> i64 {
     let pool = postgres::connect(url).await.unwrap();
     let count = sqlx::query_scalar("select count(*) from notes")
@@ -113,6 +133,7 @@ async fn a_stale_postmaster_pid_from_a_crash_does_not_prevent_the_next_start() {
     )
     .unwrap();
     std::mem::forget(cluster); // its server is gone: nothing to stop
+    wait_until_dead(pid);
     assert!(dir.path().join("data/postmaster.pid").exists());
     let restarted = start(dir.path()).await;
 
@@ -251,4 +272,28 @@ async fn a_data_directory_the_server_user_cannot_reach_gets_its_cluster_elsewher
     if cluster_dir != canonical {
         std::fs::remove_dir_all(&cluster_dir).unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_start_right_after_a_crash_waits_out_the_dying_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(dir.path()).await;
+    let pid = postmaster_pid(&cluster);
+
+    // No pause: the killed server may still look alive to the next start.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::mem::forget(cluster);
+    let restarted = start(dir.path()).await;
+
+    assert!(restarted.owns_server(), "a dead server is not joined");
+    postgres::connect(&restarted.url())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    restarted.stop().await.unwrap();
 }
