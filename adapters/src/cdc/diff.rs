@@ -259,7 +259,7 @@ async fn stage_chunk(
     let mut in_chunk = HashSet::with_capacity(chunk.rows.len());
     for row in chunk.rows {
         match &row.key {
-            Err(reason) => rejects.push(Reject::keyless(&row, reason.clone(), row.ordinal)),
+            Err(reason) => rejects.push(Reject::keyless(&row.hash, reason.clone(), row.ordinal)),
             Ok(key) => {
                 let id = key.to_string();
                 if plan.buckets.as_ref().is_some_and(|b| !b.contains(&id)) {

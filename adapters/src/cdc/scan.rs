@@ -25,10 +25,10 @@ pub(super) struct ScannedRow {
     pub row: AcdbRow,
 }
 
-/// Consecutive rows of a scan.
-pub(super) struct Chunk {
-    pub rows: Vec<ScannedRow>,
-    /// When the chunk was read: the detection time of the changes in it.
+/// Consecutive rows of a scan, each prepared on the reader's thread.
+pub(super) struct Chunk<T = ScannedRow> {
+    pub rows: Vec<T>,
+    /// When the chunk's first row was read: the detection time of the changes in it.
     pub read_at: DateTime<Utc>,
 }
 
@@ -90,8 +90,24 @@ impl Source {
         filter: ScanFilter,
         chunk_rows: usize,
     ) -> TableScan<'_> {
+        self.scan_prepared(spec, filter, chunk_rows, |row, _| row)
+    }
+
+    /// Like [`Source::scan`], with `prepare` applied to every row on the reader's thread (given
+    /// the chunk's read time), so that per-row work overlaps the consumer's.
+    pub(super) fn scan_prepared<T, P>(
+        &mut self,
+        spec: &'static TableSpec,
+        filter: ScanFilter,
+        chunk_rows: usize,
+        mut prepare: P,
+    ) -> TableScan<'_, T>
+    where
+        T: Send + 'static,
+        P: FnMut(ScannedRow, DateTime<Utc>) -> T + Send + 'static,
+    {
         let chunk_rows = chunk_rows.max(1);
-        let (tx, rx) = mpsc::channel::<Chunk>(1);
+        let (tx, rx) = mpsc::channel::<Chunk<T>>(1);
         let reader = self.take_reader();
         let task = tokio::task::spawn_blocking(move || {
             let mut reader = match reader() {
@@ -99,7 +115,8 @@ impl Source {
                 Err(error) => return (None, Err(error)),
             };
             let mut ordinal = 0u64;
-            let mut pending: Vec<ScannedRow> = Vec::with_capacity(chunk_rows);
+            let mut pending: Vec<T> = Vec::with_capacity(chunk_rows);
+            let mut read_at = Utc::now();
             let mut receiver_gone = false;
             let scan = Scan {
                 filter,
@@ -107,22 +124,20 @@ impl Source {
             };
             let result = reader.scan(spec, &scan, &mut |rows| {
                 for row in rows {
+                    if pending.is_empty() {
+                        read_at = Utc::now();
+                    }
                     ordinal += 1;
-                    pending.push(ScannedRow {
+                    let scanned = ScannedRow {
                         ordinal,
                         key: spec.row_key(&row),
                         hash: row.content_hash(),
                         row,
-                    });
+                    };
+                    pending.push(prepare(scanned, read_at));
                     if pending.len() >= chunk_rows {
                         let rows = std::mem::replace(&mut pending, Vec::with_capacity(chunk_rows));
-                        if tx
-                            .blocking_send(Chunk {
-                                rows,
-                                read_at: Utc::now(),
-                            })
-                            .is_err()
-                        {
+                        if tx.blocking_send(Chunk { rows, read_at }).is_err() {
                             receiver_gone = true;
                             return false;
                         }
@@ -134,7 +149,7 @@ impl Source {
                 // A closed receiver means the consumer stopped first: nothing to report.
                 let _ = tx.blocking_send(Chunk {
                     rows: pending,
-                    read_at: Utc::now(),
+                    read_at,
                 });
             }
             (Some(reader), result)
@@ -147,17 +162,21 @@ impl Source {
     }
 }
 
+/// What the reader thread hands back: the reader (unless it could not be opened) and whether
+/// the scan reached the end.
+type ScanOutcome = (Option<Box<dyn AcdbReader>>, Result<()>);
+
 /// A scan in progress. Read chunks with [`TableScan::next`], then call [`TableScan::finish`]
 /// to learn whether the source read to the end; dropping it abandons the scan.
-pub(super) struct TableScan<'s> {
-    rx: mpsc::Receiver<Chunk>,
-    task: Option<JoinHandle<(Option<Box<dyn AcdbReader>>, Result<()>)>>,
+pub(super) struct TableScan<'s, T = ScannedRow> {
+    rx: mpsc::Receiver<Chunk<T>>,
+    task: Option<JoinHandle<ScanOutcome>>,
     source: &'s mut Source,
 }
 
-impl TableScan<'_> {
+impl<T> TableScan<'_, T> {
     /// The next chunk; `None` at the end of the scan or when it failed (see `finish`).
-    pub(super) async fn next(&mut self) -> Option<Chunk> {
+    pub(super) async fn next(&mut self) -> Option<Chunk<T>> {
         self.rx.recv().await
     }
 

@@ -1,22 +1,62 @@
 //! The initial import of a table: every row becomes a `…Created` event, chunk by chunk, each
 //! chunk committed with its checkpoint.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
-use domain::catalog::{KeyPart, RowKey, TableSpec};
+use domain::acdb::RowHash;
+use domain::catalog::{KeyPart, RejectReason, RowKey, TableSpec};
+use domain::event::NewEvent;
 use domain::record::RowChange;
 
 use super::events::EventFactory;
-use super::scan::{Chunk, Source};
+use super::scan::{Chunk, ScannedRow, Source};
 use super::state::{self, Drift, Reject};
 use super::{CycleContext, Phase, TablePhase, TableReport};
 use crate::acdb::ScanFilter;
 use crate::store::EventStore;
 use crate::{Error, Result};
+
+/// A source row made ready for import on the reader's thread: its event is built there, so that
+/// building overlaps the previous chunk's writes.
+struct SnapshotRow {
+    /// Position in this scan, from 1.
+    ordinal: u64,
+    hash: RowHash,
+    watermark: Option<KeyPart>,
+    keyed: Result<Keyed, RejectReason>,
+}
+
+struct Keyed {
+    key: RowKey,
+    /// The key's display form: the aggregate id.
+    id: String,
+    event: NewEvent,
+}
+
+fn prepare(
+    spec: &'static TableSpec,
+    events: &EventFactory,
+    row: ScannedRow,
+    read_at: DateTime<Utc>,
+) -> SnapshotRow {
+    let watermark = state::watermark_of(spec, &row.row);
+    let keyed = row.key.map(|key| {
+        let id = key.to_string();
+        let change = RowChange::Created { row: row.row };
+        let event = events.event(&id, 1, &change, row.hash, read_at, None);
+        Keyed { key, id, event }
+    });
+    SnapshotRow {
+        ordinal: row.ordinal,
+        hash: row.hash,
+        watermark,
+        keyed,
+    }
+}
 
 /// Where the snapshot of a table stands after the last committed chunk.
 struct Position {
@@ -76,18 +116,22 @@ pub(super) async fn run(
     let columns_json = Json(columns);
     let note = drift.note();
 
-    let mut scan = source.scan(spec, filter, cdc.config.chunk_rows);
+    let mut scan =
+        source.scan_prepared(spec, filter, cdc.config.chunk_rows, move |row, read_at| {
+            prepare(spec, &events, row, read_at)
+        });
     while let Some(chunk) = scan.next().await {
         let rows = chunk.rows.len() as u64;
         let mut tx = cdc.pool.begin().await?;
-        commit_chunk(&mut tx, spec, &events, &mut position, chunk, &mut report).await?;
-        sqlx::query(
-            "update cdc_table_state set known_columns = $2, schema_note = coalesce($3, schema_note) where table_name = $1",
+        commit_chunk(
+            &mut tx,
+            spec,
+            &mut position,
+            chunk,
+            &columns_json,
+            note.as_deref(),
+            &mut report,
         )
-        .bind(table)
-        .bind(&columns_json)
-        .bind(&note)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         report.rows_seen += rows;
@@ -126,9 +170,10 @@ pub(super) async fn run(
 async fn commit_chunk(
     tx: &mut PgConnection,
     spec: &'static TableSpec,
-    events: &EventFactory,
     position: &mut Position,
-    chunk: Chunk,
+    chunk: Chunk<SnapshotRow>,
+    columns: &Json<Vec<String>>,
+    schema_note: Option<&str>,
     report: &mut TableReport,
 ) -> Result<()> {
     let table = spec.table;
@@ -142,50 +187,56 @@ async fn commit_chunk(
     let rows_in_chunk = chunk.rows.len() as u64;
     let mut rejects = Vec::new();
     let mut keyed = Vec::with_capacity(chunk.rows.len());
-    let mut in_chunk = HashSet::with_capacity(chunk.rows.len());
     let mut last_key = None;
     let mut watermark = position.watermark.clone();
     for row in chunk.rows {
         let ordinal = position.scan_base + row.ordinal;
-        match &row.key {
-            Err(reason) => rejects.push(Reject::keyless(&row, reason.clone(), ordinal)),
-            Ok(key) => {
-                last_key = Some(key.clone());
-                watermark = state::max_watermark(watermark, state::watermark_of(spec, &row.row));
-                let id = key.to_string();
-                if in_chunk.insert(id.clone()) {
-                    keyed.push((id, row, ordinal));
-                } else {
-                    rejects.push(Reject::duplicate(&id, ordinal));
-                }
+        match row.keyed {
+            Err(reason) => rejects.push(Reject::keyless(&row.hash, reason, ordinal)),
+            Ok(Keyed { key, id, event }) => {
+                last_key = Some(key);
+                watermark = state::max_watermark(watermark, row.watermark);
+                keyed.push(KeyedRow {
+                    id,
+                    hash: row.hash,
+                    ordinal,
+                    event,
+                });
             }
         }
     }
+    let keyed = drop_repeats_in_chunk(keyed, &mut rejects);
 
     // Row states first: their primary key finds a key an earlier chunk already imported,
     // wherever the source sorted it.
-    let keys: Vec<&str> = keyed.iter().map(|(id, _, _)| id.as_str()).collect();
-    let hashes: Vec<&[u8]> = keyed.iter().map(|(_, row, _)| &row.hash.0[..]).collect();
-    let inserted: Vec<String> = sqlx::query_scalar(
+    let keys: Vec<&str> = keyed.iter().map(|r| r.id.as_str()).collect();
+    let hashes: Vec<&[u8]> = keyed.iter().map(|r| &r.hash.0[..]).collect();
+    let inserted = sqlx::query(
         "insert into cdc_row_state (table_name, row_key, row_hash, sequence, live)
          select $1, k, h, 1, true from unnest($2::text[], $3::bytea[]) as t(k, h)
-         on conflict (table_name, row_key) do nothing
-         returning row_key",
+         on conflict (table_name, row_key) do nothing",
     )
     .bind(table)
     .bind(&keys)
     .bind(&hashes)
-    .fetch_all(&mut *tx)
-    .await?;
-    let inserted: HashSet<String> = inserted.into_iter().collect();
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let conflicts = if inserted == keyed.len() as u64 {
+        HashSet::new()
+    } else {
+        other_rows_with_same_key(&mut *tx, table, &keys, &hashes).await?
+    };
+    drop((keys, hashes));
 
-    let mut new_events = Vec::with_capacity(inserted.len());
-    for (id, row, ordinal) in keyed {
-        if inserted.contains(&id) {
-            let change = RowChange::Created { row: row.row };
-            new_events.push(events.event(&id, 1, &change, row.hash, chunk.read_at, None));
+    let mut new_events = Vec::with_capacity(keyed.len());
+    for row in keyed {
+        if conflicts.contains(&row.id) {
+            rejects.push(Reject::duplicate(&row.id, row.ordinal));
         } else {
-            rejects.push(Reject::duplicate(&id, ordinal));
+            // Includes a row a resumed scan read again after its chunk was committed: its event
+            // id is the stored one, which the append skips.
+            new_events.push(row.event);
         }
     }
     let appended = EventStore::append_in(&mut *tx, &new_events).await?;
@@ -204,16 +255,19 @@ async fn commit_chunk(
         "update cdc_table_state
          set snapshot_checkpoint = $2, snapshot_rows = snapshot_rows + $3, live_rows = live_rows + $4,
              total_events = total_events + $5, watermark = $6,
-             snapshot_started_at = coalesce(snapshot_started_at, $7), updated_at = now()
+             snapshot_started_at = coalesce(snapshot_started_at, $7),
+             known_columns = $8, schema_note = coalesce($9, schema_note), updated_at = now()
          where table_name = $1",
     )
     .bind(table)
     .bind(checkpoint.as_ref().map(Json))
     .bind(rows_in_chunk as i64)
-    .bind(inserted.len() as i64)
+    .bind(inserted as i64)
     .bind(appended.appended as i64)
     .bind(watermark.as_ref().map(Json))
     .bind(chunk.read_at)
+    .bind(columns)
+    .bind(schema_note)
     .execute(&mut *tx)
     .await?;
 
@@ -226,4 +280,54 @@ async fn commit_chunk(
         report.count_reject(reject.reason.code());
     }
     Ok(())
+}
+
+/// A keyed row of a chunk, ready to import.
+struct KeyedRow {
+    id: String,
+    hash: RowHash,
+    ordinal: u64,
+    event: NewEvent,
+}
+
+/// Keeps the first row of each key in the chunk; the others are rejected as duplicates.
+fn drop_repeats_in_chunk(keyed: Vec<KeyedRow>, rejects: &mut Vec<Reject>) -> Vec<KeyedRow> {
+    let mut seen = HashSet::with_capacity(keyed.len());
+    let first: Vec<bool> = keyed.iter().map(|r| seen.insert(r.id.as_str())).collect();
+    drop(seen);
+    keyed
+        .into_iter()
+        .zip(first)
+        .filter_map(|(row, first)| {
+            if !first {
+                rejects.push(Reject::duplicate(&row.id, row.ordinal));
+            }
+            first.then_some(row)
+        })
+        .collect()
+}
+
+/// The keys whose stored row state holds another row's hash: keys an earlier chunk imported
+/// for a different row, i.e. duplicates. A stored hash equal to the row's is this row, imported
+/// now or by an earlier run that read it too. Only called when some key was already stored.
+async fn other_rows_with_same_key(
+    tx: &mut PgConnection,
+    table: &str,
+    keys: &[&str],
+    hashes: &[&[u8]],
+) -> Result<HashSet<String>> {
+    let stored: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "select row_key, row_hash from cdc_row_state where table_name = $1 and row_key = any($2)",
+    )
+    .bind(table)
+    .bind(keys)
+    .fetch_all(&mut *tx)
+    .await?;
+    let stored: HashMap<String, Vec<u8>> = stored.into_iter().collect();
+    Ok(keys
+        .iter()
+        .zip(hashes)
+        .filter(|(key, hash)| stored.get(**key).is_some_and(|h| h[..] != hash[..]))
+        .map(|(key, _)| key.to_string())
+        .collect())
 }

@@ -9,7 +9,6 @@ use sqlx::{PgConnection, PgPool, Row};
 use domain::acdb::{AcdbRow, AcdbValue, RowHash};
 use domain::catalog::{ColumnKind, KeyPart, RejectReason, RowKey, TableKind, TableSpec};
 
-use super::scan::ScannedRow;
 use super::{TablePhase, TRAILING_IDS, TRAILING_PERIOD};
 use crate::{Error, Result};
 
@@ -188,9 +187,9 @@ pub(super) struct Reject {
 impl Reject {
     /// A row that has no usable key: referred to by its content hash, which stays the same from
     /// one poll to the next as long as the row does.
-    pub(super) fn keyless(row: &ScannedRow, reason: RejectReason, ordinal: u64) -> Reject {
+    pub(super) fn keyless(hash: &RowHash, reason: RejectReason, ordinal: u64) -> Reject {
         Reject {
-            row_ref: format!("#{}", &row.hash.to_hex()[..16]),
+            row_ref: format!("#{}", &hash.to_hex()[..16]),
             reason,
             ordinal,
         }

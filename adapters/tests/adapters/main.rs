@@ -2,3 +2,4 @@
 mod acdb;
 mod postgres;
 mod store;
+mod cdc;
