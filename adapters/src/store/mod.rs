@@ -62,10 +62,12 @@ pub struct AppendOutcome {
 }
 
 impl EventStore {
+    /// The store over the database of `pool` (migrated: see [`crate::postgres::migrate`]).
     pub fn new(pool: PgPool) -> Self {
         EventStore { pool }
     }
 
+    /// The pool, for callers that open their own transaction for [`EventStore::append_in`].
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
