@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use domain::acdb::RowHash;
 use domain::catalog::{KeyPart, RejectReason, RowKey, TableSpec};
@@ -120,22 +120,41 @@ pub(super) async fn run(
         source.scan_prepared(spec, filter, cdc.config.chunk_rows, move |row, read_at| {
             prepare(spec, &events, row, read_at)
         });
-    while let Some(chunk) = scan.next().await {
-        let rows = chunk.rows.len() as u64;
-        let mut tx = cdc.pool.begin().await?;
-        commit_chunk(
-            &mut tx,
-            spec,
-            &mut position,
-            chunk,
-            &columns_json,
-            note.as_deref(),
-            &mut report,
-        )
-        .await?;
-        tx.commit().await?;
-        report.rows_seen += rows;
-        cdc.progress.rows_done(table, rows);
+    // Two chunks in flight: the next chunk's row states are written (on a connection of its
+    // own) while the previous chunk appends its events and commits. The next chunk commits
+    // only after checking, under the table's lock, that the previous one committed the
+    // checkpoint it started from, so commits stay in scan order.
+    let settle = Settle {
+        spec,
+        columns: &columns_json,
+        schema_note: note.as_deref(),
+    };
+    let mut pending: Option<Staged> = None;
+    loop {
+        let chunk = scan.next().await;
+        let settled = match (pending.take(), chunk) {
+            (None, None) => break,
+            (Some(staged), None) => {
+                let rows = settle.run(staged, &mut position, &mut report).await?;
+                cdc.progress.rows_done(table, rows);
+                break;
+            }
+            (None, Some(chunk)) => {
+                pending = Some(stage(&cdc.pool, table, position.scan_base, chunk).await?);
+                continue;
+            }
+            (Some(staged), Some(chunk)) => {
+                let scan_base = position.scan_base;
+                let (settled, next) = tokio::join!(
+                    settle.run(staged, &mut position, &mut report),
+                    stage(&cdc.pool, table, scan_base, chunk)
+                );
+                let rows = settled?;
+                pending = Some(next?);
+                rows
+            }
+        };
+        cdc.progress.rows_done(table, settled);
     }
     scan.finish().await?;
 
@@ -166,31 +185,34 @@ pub(super) async fn run(
     Ok(report)
 }
 
-/// Writes one chunk's events, row states, rejected rows and the new checkpoint in `tx`.
-async fn commit_chunk(
-    tx: &mut PgConnection,
-    spec: &'static TableSpec,
-    position: &mut Position,
-    chunk: Chunk<SnapshotRow>,
-    columns: &Json<Vec<String>>,
-    schema_note: Option<&str>,
-    report: &mut TableReport,
-) -> Result<()> {
-    let table = spec.table;
-    let locked = state::lock(tx, table).await?;
-    if locked.phase != TablePhase::Snapshot || locked.checkpoint != position.checkpoint {
-        return Err(Error::Cdc(format!(
-            "{table}: another capture process imported this table meanwhile; this one stops"
-        )));
-    }
+/// A chunk whose row states are written, in its open transaction.
+struct Staged {
+    tx: Transaction<'static, Postgres>,
+    rows: u64,
+    keyed: Vec<KeyedRow>,
+    rejects: Vec<Reject>,
+    /// Row states the chunk inserted (fewer than `keyed` when some key was already stored).
+    inserted: u64,
+    last_key: Option<RowKey>,
+    watermark: Option<KeyPart>,
+    read_at: DateTime<Utc>,
+}
 
-    let rows_in_chunk = chunk.rows.len() as u64;
+/// Opens the chunk's transaction and writes its row states. Takes no lock but the row
+/// states' own index entries, so it can run while the previous chunk settles.
+async fn stage(
+    pool: &PgPool,
+    table: &str,
+    scan_base: u64,
+    chunk: Chunk<SnapshotRow>,
+) -> Result<Staged> {
+    let rows = chunk.rows.len() as u64;
     let mut rejects = Vec::new();
     let mut keyed = Vec::with_capacity(chunk.rows.len());
     let mut last_key = None;
-    let mut watermark = position.watermark.clone();
+    let mut watermark = None;
     for row in chunk.rows {
-        let ordinal = position.scan_base + row.ordinal;
+        let ordinal = scan_base + row.ordinal;
         match row.keyed {
             Err(reason) => rejects.push(Reject::keyless(&row.hash, reason, ordinal)),
             Ok(Keyed { key, id, event }) => {
@@ -207,8 +229,9 @@ async fn commit_chunk(
     }
     let keyed = drop_repeats_in_chunk(keyed, &mut rejects);
 
-    // Row states first: their primary key finds a key an earlier chunk already imported,
-    // wherever the source sorted it.
+    // The row states' primary key finds a key an earlier chunk already imported, wherever the
+    // source sorted it (see `settle`).
+    let mut tx = pool.begin().await?;
     let keys: Vec<&str> = keyed.iter().map(|r| r.id.as_str()).collect();
     let hashes: Vec<&[u8]> = keyed.iter().map(|r| &r.hash.0[..]).collect();
     let inserted = sqlx::query(
@@ -222,64 +245,155 @@ async fn commit_chunk(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    let conflicts = if inserted == keyed.len() as u64 {
-        HashSet::new()
-    } else {
-        other_rows_with_same_key(&mut *tx, table, &keys, &hashes).await?
-    };
     drop((keys, hashes));
+    Ok(Staged {
+        tx,
+        rows,
+        keyed,
+        rejects,
+        inserted,
+        last_key,
+        watermark,
+        read_at: chunk.read_at,
+    })
+}
 
-    let mut new_events = Vec::with_capacity(keyed.len());
-    for row in keyed {
-        if conflicts.contains(&row.id) {
-            rejects.push(Reject::duplicate(&row.id, row.ordinal));
-        } else {
-            // Includes a row a resumed scan read again after its chunk was committed: its event
-            // id is the stored one, which the append skips.
-            new_events.push(row.event);
+/// What settling a chunk needs besides the chunk.
+struct Settle<'a> {
+    spec: &'static TableSpec,
+    columns: &'a Json<Vec<String>>,
+    schema_note: Option<&'a str>,
+}
+
+impl Settle<'_> {
+    /// Appends a staged chunk's events, records its rejected rows and checkpoint, and commits.
+    /// Returns the number of source rows committed. On failure the transaction is rolled back
+    /// before returning, so a chunk staged meanwhile never waits on its locks.
+    async fn run(
+        &self,
+        staged: Staged,
+        position: &mut Position,
+        report: &mut TableReport,
+    ) -> Result<u64> {
+        let Staged {
+            mut tx,
+            rows,
+            keyed,
+            rejects,
+            inserted,
+            last_key,
+            watermark,
+            read_at,
+        } = staged;
+        let outcome = self
+            .settle(
+                &mut tx, rows, keyed, rejects, inserted, last_key, watermark, read_at, position,
+            )
+            .await;
+        match outcome {
+            Ok(settled) => {
+                tx.commit().await?;
+                position.checkpoint = settled.checkpoint;
+                position.rows += rows;
+                position.watermark = settled.watermark;
+                report.rows_seen += rows;
+                report.events_emitted += settled.appended;
+                report.created += settled.appended;
+                for code in settled.rejected {
+                    report.count_reject(code);
+                }
+                Ok(rows)
+            }
+            Err(error) => {
+                // Nothing to add if the rollback fails too: the connection is discarded.
+                let _ = tx.rollback().await;
+                Err(error)
+            }
         }
     }
-    let appended = EventStore::append_in(&mut *tx, &new_events).await?;
-    if appended.duplicates > 0 {
-        // Only possible when the capture state was reset while the log kept its events.
-        tracing::warn!(
-            table,
-            duplicates = appended.duplicates,
-            "import met events already in the log; kept the stored ones"
-        );
-    }
-    state::record_rejects(&mut *tx, table, &rejects, chunk.read_at).await?;
 
-    let checkpoint = last_key.or_else(|| position.checkpoint.clone());
-    sqlx::query(
-        "update cdc_table_state
-         set snapshot_checkpoint = $2, snapshot_rows = snapshot_rows + $3, live_rows = live_rows + $4,
-             total_events = total_events + $5, watermark = $6,
-             snapshot_started_at = coalesce(snapshot_started_at, $7),
-             known_columns = $8, schema_note = coalesce($9, schema_note), updated_at = now()
-         where table_name = $1",
-    )
-    .bind(table)
-    .bind(checkpoint.as_ref().map(Json))
-    .bind(rows_in_chunk as i64)
-    .bind(inserted as i64)
-    .bind(appended.appended as i64)
-    .bind(watermark.as_ref().map(Json))
-    .bind(chunk.read_at)
-    .bind(columns)
-    .bind(schema_note)
-    .execute(&mut *tx)
-    .await?;
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        tx: &mut PgConnection,
+        rows: u64,
+        keyed: Vec<KeyedRow>,
+        mut rejects: Vec<Reject>,
+        inserted: u64,
+        last_key: Option<RowKey>,
+        watermark: Option<KeyPart>,
+        read_at: DateTime<Utc>,
+        position: &Position,
+    ) -> Result<Settled> {
+        let table = self.spec.table;
+        let locked = state::lock(tx, table).await?;
+        if locked.phase != TablePhase::Snapshot || locked.checkpoint != position.checkpoint {
+            return Err(Error::Cdc(format!(
+                "{table}: another capture process imported this table meanwhile; this one stops"
+            )));
+        }
+        let conflicts = if inserted == keyed.len() as u64 {
+            HashSet::new()
+        } else {
+            other_rows_with_same_key(tx, table, &keyed).await?
+        };
+        let mut new_events = Vec::with_capacity(keyed.len());
+        for row in keyed {
+            if conflicts.contains(&row.id) {
+                rejects.push(Reject::duplicate(&row.id, row.ordinal));
+            } else {
+                // Includes a row a resumed scan read again after its chunk was committed: its
+                // event id is the stored one, which the append skips.
+                new_events.push(row.event);
+            }
+        }
+        let appended = EventStore::append_in(&mut *tx, &new_events).await?;
+        if appended.duplicates > 0 {
+            tracing::debug!(
+                table,
+                duplicates = appended.duplicates,
+                "rows read again after a resume: already imported"
+            );
+        }
+        drop(new_events);
+        state::record_rejects(&mut *tx, table, &rejects, read_at).await?;
 
-    position.checkpoint = checkpoint;
-    position.rows += rows_in_chunk;
-    position.watermark = watermark;
-    report.events_emitted += appended.appended;
-    report.created += appended.appended;
-    for reject in &rejects {
-        report.count_reject(reject.reason.code());
+        let checkpoint = last_key.or_else(|| position.checkpoint.clone());
+        let watermark = state::max_watermark(position.watermark.clone(), watermark);
+        sqlx::query(
+            "update cdc_table_state
+             set snapshot_checkpoint = $2, snapshot_rows = snapshot_rows + $3, live_rows = live_rows + $4,
+                 total_events = total_events + $5, watermark = $6,
+                 snapshot_started_at = coalesce(snapshot_started_at, $7),
+                 known_columns = $8, schema_note = coalesce($9, schema_note), updated_at = now()
+             where table_name = $1",
+        )
+        .bind(table)
+        .bind(checkpoint.as_ref().map(Json))
+        .bind(rows as i64)
+        .bind(inserted as i64)
+        .bind(appended.appended as i64)
+        .bind(watermark.as_ref().map(Json))
+        .bind(read_at)
+        .bind(self.columns)
+        .bind(self.schema_note)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Settled {
+            checkpoint,
+            watermark,
+            appended: appended.appended,
+            rejected: rejects.iter().map(|r| r.reason.code()).collect(),
+        })
     }
-    Ok(())
+}
+
+/// What a settled chunk changed.
+struct Settled {
+    checkpoint: Option<RowKey>,
+    watermark: Option<KeyPart>,
+    appended: u64,
+    rejected: Vec<&'static str>,
 }
 
 /// A keyed row of a chunk, ready to import.
@@ -313,21 +427,20 @@ fn drop_repeats_in_chunk(keyed: Vec<KeyedRow>, rejects: &mut Vec<Reject>) -> Vec
 async fn other_rows_with_same_key(
     tx: &mut PgConnection,
     table: &str,
-    keys: &[&str],
-    hashes: &[&[u8]],
+    keyed: &[KeyedRow],
 ) -> Result<HashSet<String>> {
+    let keys: Vec<&str> = keyed.iter().map(|r| r.id.as_str()).collect();
     let stored: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "select row_key, row_hash from cdc_row_state where table_name = $1 and row_key = any($2)",
     )
     .bind(table)
-    .bind(keys)
+    .bind(&keys)
     .fetch_all(&mut *tx)
     .await?;
     let stored: HashMap<String, Vec<u8>> = stored.into_iter().collect();
-    Ok(keys
+    Ok(keyed
         .iter()
-        .zip(hashes)
-        .filter(|(key, hash)| stored.get(**key).is_some_and(|h| h[..] != hash[..]))
-        .map(|(key, _)| key.to_string())
+        .filter(|r| stored.get(&r.id).is_some_and(|h| h[..] != r.hash.0[..]))
+        .map(|r| r.id.clone())
         .collect())
 }

@@ -1,5 +1,5 @@
 //! Integration tests of the adapters against real PostgreSQL and real ODBC drivers.
 mod acdb;
+mod cdc;
 mod postgres;
 mod store;
-mod cdc;
