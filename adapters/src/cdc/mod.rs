@@ -21,11 +21,18 @@
 //! states, rejected rows and the checkpoint (the last key of the chunk) commit in one
 //! transaction, so an import killed anywhere resumes after the last committed chunk
 //! (`ScanFilter::KeyAfter`) and emits no duplicate. Snapshot rows are new by construction, so
-//! no per-row lookup is made; a key met twice is caught by the row-state primary key
-//! (`on conflict do nothing`), whatever order the source sorts in. The blocking reader runs on
-//! a blocking thread and computes keys and hashes there, handing chunks over a channel of
-//! capacity one: memory holds at most three chunks whatever the table size, and reading
-//! overlaps writing.
+//! no per-row lookup is made: the row states are inserted with `on conflict do nothing`, and
+//! only when fewer rows than expected went in are the conflicting keys looked up — a stored
+//! hash equal to the row's is the same row read again after a resume (its event id is the
+//! stored one, which the append skips), another hash is a duplicate key, rejected.
+//!
+//! Throughput: the reader runs on a blocking thread and computes keys, hashes and the events
+//! themselves there, handing chunks over a channel of capacity one; and two chunks are in
+//! flight on two connections — the next chunk's row states are written while the previous
+//! chunk appends its events and commits. The next chunk settles only after checking, under the
+//! table's row lock, that the checkpoint is the one the previous chunk committed, so commits
+//! stay in scan order and a failure of either rolls back the later one. Memory holds at most
+//! four chunks whatever the table size.
 //!
 //! # Polling
 //! One transaction per table and cycle, holding the table's `cdc_table_state` row lock (two
@@ -40,11 +47,18 @@
 //!    (an anti-join; append-only tables leave deletions to reconciliation);
 //! 4. the safety stop counts the staged deletions and updates; an implausible cycle rolls back
 //!    and pauses the table (nothing emitted);
-//! 5. otherwise staged changes are emitted in chunks: `before` rows are read from the event log
-//!    (the aggregate's event at the captured sequence) for changed rows only.
+//! 5. otherwise staged changes are emitted in chunks: the sequence to continue and the `before`
+//!    row come from the aggregate's latest event in the log, read for changed rows only.
 //!
 //! A cycle with no change stages nothing and emits nothing. A cycle is atomic per table: cancel
 //! it at any point and the next one redoes it.
+//!
+//! Why a key table rather than counting: a cheaper test ("as many distinct keys seen as live
+//! rows captured, so nothing was deleted") needs the distinct count, which in turn needs the
+//! source to return keys in `RowKey` order so that repeats are adjacent. Access sorts text
+//! case-insensitively and keys are trimmed, so that order is not guaranteed; `cdc_seen` is exact
+//! in any order for the price of one temporary-table insert per chunk, in the same round trip
+//! as the lookup.
 //!
 //! # Reconciliation
 //! Per table, keys are spread over 2^k hash buckets (`sha256(key)`, about [`ROWS_PER_BUCKET`]
@@ -464,7 +478,13 @@ impl Cdc {
             correlation_id: Uuid::new_v4(),
         };
         let mut source = scan::Source::open(&self.open_reader).await?;
-        self.check_tables(&mut source).await?;
+        if let Err(error) = self.check_tables(&mut source).await {
+            if let Error::AcdbTableMissing { table } = &error {
+                // Shown by `status` next to the table (a table never captured has no row yet).
+                state::record_error(&self.pool, table, &error.to_string()).await?;
+            }
+            return Err(error);
+        }
         let mut tables = Vec::with_capacity(self.config.tables.len());
         let mut first_error = None;
         for spec in &self.config.tables {

@@ -895,6 +895,91 @@ async fn a_configured_table_missing_from_the_acdb_is_an_error_before_anything_is
     assert_eq!(head(&db.pool).await, 0);
 }
 
+/// Waits (up to a minute) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_running_capture_follows_changes_survives_a_failing_cycle_and_stops_on_shutdown() {
+    // Arrange
+    let db = testkit::pg::fresh_database().await;
+    let acdb = testkit::acdb::generated(20, 26);
+    let cdc = Arc::new(capture_tables(
+        &db,
+        &acdb,
+        Arc::new(NoProgress),
+        vec![spec("tblcustomer")],
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let cdc = cdc.clone();
+        async move {
+            cdc.run(async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let pool = db.pool.clone();
+    eventually("the import is done", || async {
+        status(&pool)
+            .await
+            .unwrap()
+            .table("tblcustomer")
+            .is_some_and(|t| t.phase == TablePhase::Polling)
+    })
+    .await;
+
+    // Act: the table disappears for a while (cycles fail), then comes back with an edit.
+    acdb.execute(
+        "ALTER TABLE [tblcustomer] RENAME TO [tblcustomer moved]",
+        &[],
+    );
+    eventually("a failing cycle is recorded", || async {
+        status(&pool)
+            .await
+            .unwrap()
+            .table("tblcustomer")
+            .unwrap()
+            .last_error
+            .is_some()
+    })
+    .await;
+    acdb.execute(
+        "ALTER TABLE [tblcustomer moved] RENAME TO [tblcustomer]",
+        &[],
+    );
+    acdb.execute(
+        "UPDATE [tblcustomer] SET [LAST NAME] = 'Mokoena' WHERE [CUSTOMER ID] = 4",
+        &[],
+    );
+    eventually("the edit is captured", || async {
+        count_events(&pool, "CustomerUpdated").await == 1
+    })
+    .await;
+    stop.send(()).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), running).await;
+
+    // Assert
+    assert!(matches!(outcome, Ok(Ok(Ok(())))), "{outcome:?}");
+    let table = status(&db.pool).await.unwrap();
+    let table = table.table("tblcustomer").unwrap();
+    assert_eq!(
+        table.last_error, None,
+        "cleared by the next successful cycle"
+    );
+    assert_eq!(table.live_rows, source_rows(&acdb, "tblcustomer"));
+}
+
 /// Throughput of the initial import at the generator's default size, next to two limits measured
 /// in the same run on the same events: a raw COPY into a plain table (the design target's
 /// reference), and the event store's own append of the already-built events (the ceiling of any
