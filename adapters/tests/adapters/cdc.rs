@@ -359,6 +359,93 @@ async fn an_insert_into_the_transaction_history_becomes_one_account_transaction_
     );
 }
 
+#[tokio::test]
+async fn an_edit_inside_the_trailing_window_of_the_history_is_found_by_polling() {
+    // Arrange
+    let db = testkit::pg::fresh_database().await;
+    let acdb = testkit::acdb::generated(40, 27);
+    let cdc = capture_tables(
+        &db,
+        &acdb,
+        Arc::new(NoProgress),
+        vec![spec("tblaccounthistory1")],
+    );
+    import(&cdc).await;
+    let before = head(&db.pool).await;
+
+    // Act
+    acdb.execute(
+        "UPDATE [tblaccounthistory1] SET [transaction amount] = 77.25 \
+         WHERE [ID] = (SELECT MAX([ID]) - 10 FROM [tblaccounthistory1])",
+        &[],
+    );
+    let report = cdc.run_cycle().await.unwrap();
+
+    // Assert
+    let events = events_after(&db.pool, before).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0].event_type.as_str(), events[0].sequence),
+        ("AccountTransactionUpdated", 2)
+    );
+    let RowChange::Updated { changed, .. } = &events[0].change else {
+        panic!()
+    };
+    assert_eq!(changed, &vec!["transaction amount".to_string()]);
+    let table = report.table("tblaccounthistory1").unwrap();
+    let all = source_rows(&acdb, "tblaccounthistory1");
+    assert!(
+        table.rows_seen <= 1_001 && table.rows_seen < all,
+        "only the window is read: {} of {all}",
+        table.rows_seen
+    );
+}
+
+#[tokio::test]
+async fn a_new_meter_reading_is_found_by_its_date_watermark() {
+    // Arrange
+    let db = testkit::pg::fresh_database().await;
+    let acdb = testkit::acdb::generated(60, 28);
+    let cdc = capture_tables(
+        &db,
+        &acdb,
+        Arc::new(NoProgress),
+        vec![spec("tblmeterdata1")],
+    );
+    import(&cdc).await;
+    let before = head(&db.pool).await;
+
+    // Act
+    acdb.execute(
+        "INSERT INTO [tblmeterdata1] ([meterid], [whdatetime], [powerkW], [community]) \
+         SELECT [meterid], '2031-01-01 00:10:00', 1.25, [community] FROM [tblmeterdata1] LIMIT 1",
+        &[],
+    );
+    let report = cdc.run_cycle().await.unwrap();
+    let again = cdc.run_cycle().await.unwrap();
+
+    // Assert
+    let events = events_after(&db.pool, before).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event_type, "MeterReadingCreated");
+    assert!(
+        events[0].aggregate_id.ends_with("|2031-01-01 00:10:00"),
+        "{}",
+        events[0].aggregate_id
+    );
+    let table = report.table("tblmeterdata1").unwrap();
+    assert!(
+        table.rows_seen < source_rows(&acdb, "tblmeterdata1"),
+        "only the trailing period is read"
+    );
+    assert_eq!(again.events_emitted(), 0);
+    let s = status(&db.pool).await.unwrap();
+    assert_eq!(
+        s.table("tblmeterdata1").unwrap().watermark.as_deref(),
+        Some("2031-01-01 00:10:00")
+    );
+}
+
 /// Fires `stop` once `table` has committed at least `after_rows` rows.
 struct StopAfter {
     table: &'static str,
