@@ -24,7 +24,9 @@ pub enum Error {
     #[error("cannot connect to PostgreSQL at {target}: {message}")]
     PgConnect { target: String, message: String },
     /// The connection URL does not parse; the message never repeats the URL (it may hold a password).
-    #[error("DATABASE_URL is not a valid PostgreSQL URL (postgres://user@host:port/database): {0}")]
+    #[error(
+        "DATABASE_URL is not a valid PostgreSQL URL (postgres://user@host:port/database): {0}"
+    )]
     DatabaseUrl(String),
     /// An append collided with an event already stored (or another in the batch) for the same
     /// aggregate and sequence: someone else decided first. The transaction is aborted.
@@ -46,6 +48,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

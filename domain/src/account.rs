@@ -55,17 +55,23 @@ impl AccountNumber {
                 )));
             }
         }
-        Err(AccountNumberError::Malformed { input: raw.to_string() })
+        Err(AccountNumberError::Malformed {
+            input: raw.to_string(),
+        })
     }
 
     /// The account `number` (0–9999) of `site`.
     pub fn new(number: u16, site: &SiteCode) -> Result<AccountNumber, AccountNumberError> {
         let code = site.as_str();
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(AccountNumberError::UnsuitableSite { site: code.to_string() });
+            return Err(AccountNumberError::UnsuitableSite {
+                site: code.to_string(),
+            });
         }
         if number > 9999 {
-            return Err(AccountNumberError::Exhausted { site: code.to_string() });
+            return Err(AccountNumberError::Exhausted {
+                site: code.to_string(),
+            });
         }
         Ok(AccountNumber(format!("{number:04}{code}")))
     }
@@ -242,13 +248,17 @@ pub fn next_account_number(
         },
     };
     let next = highest.saturating_add(1);
-    let next = u16::try_from(next).map_err(|_| AccountNumberError::Exhausted { site: site.to_string() })?;
+    let next = u16::try_from(next).map_err(|_| AccountNumberError::Exhausted {
+        site: site.to_string(),
+    })?;
     AccountNumber::new(next, site)
 }
 
 /// `parseInt(acct.replace(/[A-Za-z]+$/, ''), 10) || 0` without a sign: the digits at the start.
 fn legacy_numeric_prefix(raw: &str) -> u64 {
-    let stripped = raw.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_start();
+    let stripped = raw
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .trim_start();
     let digits: String = stripped.chars().take_while(char::is_ascii_digit).collect();
     if digits.is_empty() {
         return 0;
@@ -324,7 +334,10 @@ mod tests {
         ];
         for (raw, expected) in cases {
             assert_eq!(
-                AccountNumber::parse(raw).ok().as_ref().map(AccountNumber::as_str),
+                AccountNumber::parse(raw)
+                    .ok()
+                    .as_ref()
+                    .map(AccountNumber::as_str),
                 expected,
                 "{raw:?}"
             );
@@ -334,7 +347,12 @@ mod tests {
     #[test]
     fn a_malformed_account_is_an_error_naming_the_input() {
         let err = AccountNumber::parse("45MAK").unwrap_err();
-        assert_eq!(err, AccountNumberError::Malformed { input: "45MAK".into() });
+        assert_eq!(
+            err,
+            AccountNumberError::Malformed {
+                input: "45MAK".into()
+            }
+        );
         assert!(err.to_string().contains("\"45MAK\""), "{err}");
     }
 
@@ -368,7 +386,9 @@ mod tests {
         ];
         for (plot, concession, expected) in cases {
             assert_eq!(
-                derive_from_plot(plot, concession).as_ref().map(AccountNumber::as_str),
+                derive_from_plot(plot, concession)
+                    .as_ref()
+                    .map(AccountNumber::as_str),
                 expected,
                 "{plot:?} + {concession:?}"
             );
@@ -377,7 +397,10 @@ mod tests {
 
     #[test]
     fn the_plot_derivation_takes_the_site_from_the_concession_not_the_plot() {
-        assert_eq!(derive_from_plot("MAK 0045 HH", "SHG").unwrap().as_str(), "0045SHG");
+        assert_eq!(
+            derive_from_plot("MAK 0045 HH", "SHG").unwrap().as_str(),
+            "0045SHG"
+        );
     }
 
     #[test]
@@ -395,7 +418,9 @@ mod tests {
         ];
         for (survey_id, expected) in cases {
             assert_eq!(
-                from_survey_id(survey_id).as_ref().map(AccountNumber::as_str),
+                from_survey_id(survey_id)
+                    .as_ref()
+                    .map(AccountNumber::as_str),
                 expected,
                 "{survey_id:?}"
             );
@@ -405,7 +430,8 @@ mod tests {
     #[test]
     fn the_next_account_number_follows_the_sites_highest() {
         let mak = site("MAK");
-        let next = |highest: Option<&str>| next_account_number(highest, &mak).map(|a| a.to_string());
+        let next =
+            |highest: Option<&str>| next_account_number(highest, &mak).map(|a| a.to_string());
         assert_eq!(next(None), Ok("0001MAK".into()));
         assert_eq!(next(Some("0045MAK")), Ok("0046MAK".into()));
         assert_eq!(next(Some("0045mak")), Ok("0046MAK".into()));
@@ -461,9 +487,20 @@ mod tests {
         assert!(!search.matches("MAK 0045 HH", "SHG"));
         assert!(!search.matches("MAK 0046 HH", "MAK"));
         assert!(!search.matches("MAK", "MAK"));
-        assert_eq!(PlotSearch::for_account("045MAK").unwrap().plot_prefix(), "MAK 045");
+        assert_eq!(
+            PlotSearch::for_account("045MAK").unwrap().plot_prefix(),
+            "MAK 045"
+        );
         assert_eq!(PlotSearch::for_account("0045AB").unwrap().site, "AB");
-        for odd in ["45MAK", "00045MAK", "0045M", "0045MAKEB", "0045 MAK", "MAK0045", ""] {
+        for odd in [
+            "45MAK",
+            "00045MAK",
+            "0045M",
+            "0045MAKEB",
+            "0045 MAK",
+            "MAK0045",
+            "",
+        ] {
             assert_eq!(PlotSearch::for_account(odd), None, "{odd:?}");
         }
     }
@@ -471,11 +508,15 @@ mod tests {
     #[test]
     fn the_derivations_are_also_reachable_from_the_type() {
         assert_eq!(
-            AccountNumber::derive_from_plot("KET 0914B HH", "KET").unwrap().as_str(),
+            AccountNumber::derive_from_plot("KET 0914B HH", "KET")
+                .unwrap()
+                .as_str(),
             "0914KET"
         );
         assert_eq!(
-            AccountNumber::from_survey_id("MAK 0047 HH").unwrap().as_str(),
+            AccountNumber::from_survey_id("MAK 0047 HH")
+                .unwrap()
+                .as_str(),
             "0047MAK"
         );
     }
@@ -484,7 +525,10 @@ mod tests {
     fn account_numbers_travel_as_canonical_strings() {
         let account = AccountNumber::parse("mak0045").unwrap();
         assert_eq!(serde_json::to_string(&account).unwrap(), r#""0045MAK""#);
-        assert_eq!(serde_json::from_str::<AccountNumber>(r#""0045MAK""#).unwrap(), account);
+        assert_eq!(
+            serde_json::from_str::<AccountNumber>(r#""0045MAK""#).unwrap(),
+            account
+        );
         assert!(serde_json::from_str::<AccountNumber>(r#""45MAK""#).is_err());
     }
 

@@ -188,7 +188,9 @@ pub const CAPTURED_TABLES: &[TableSpec] = &[
     TableSpec {
         table: "tblmeterdata1",
         aggregate_type: "MeterReading",
-        kind: TableKind::AppendOnly { watermark: "whdatetime" },
+        kind: TableKind::AppendOnly {
+            watermark: "whdatetime",
+        },
         key: &["meterid", "whdatetime"],
         columns: READING_COLUMNS,
     },
@@ -196,17 +198,24 @@ pub const CAPTURED_TABLES: &[TableSpec] = &[
 
 /// The spec of a captured table, by its Access name (case-insensitive, as Access compares names).
 pub fn table_spec(table: &str) -> Option<&'static TableSpec> {
-    CAPTURED_TABLES.iter().find(|t| t.table.eq_ignore_ascii_case(table))
+    CAPTURED_TABLES
+        .iter()
+        .find(|t| t.table.eq_ignore_ascii_case(table))
 }
 
 /// The spec of the table whose rows become `aggregate_type`.
 pub fn spec_for_aggregate(aggregate_type: &str) -> Option<&'static TableSpec> {
-    CAPTURED_TABLES.iter().find(|t| t.aggregate_type == aggregate_type)
+    CAPTURED_TABLES
+        .iter()
+        .find(|t| t.aggregate_type == aggregate_type)
 }
 
 impl TableSpec {
     pub fn column_kind(&self, column: &str) -> Option<ColumnKind> {
-        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(column)).map(|c| c.kind)
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(column))
+            .map(|c| c.kind)
     }
 
     /// The identity of `row` in this table, or why it has none.
@@ -215,11 +224,19 @@ impl TableSpec {
         for &column in self.key {
             let value = row.get(column);
             let part = match (self.column_kind(column), value) {
-                (_, AcdbValue::Null) => return Err(RejectReason::MissingKey { column: column.to_string() }),
-                (_, AcdbValue::Text(s)) if s.trim().is_empty() => {
-                    return Err(RejectReason::MissingKey { column: column.to_string() })
+                (_, AcdbValue::Null) => {
+                    return Err(RejectReason::MissingKey {
+                        column: column.to_string(),
+                    })
                 }
-                (Some(ColumnKind::DateTime), AcdbValue::DateTime { datetime }) => KeyPart::DateTime(*datetime),
+                (_, AcdbValue::Text(s)) if s.trim().is_empty() => {
+                    return Err(RejectReason::MissingKey {
+                        column: column.to_string(),
+                    })
+                }
+                (Some(ColumnKind::DateTime), AcdbValue::DateTime { datetime }) => {
+                    KeyPart::DateTime(*datetime)
+                }
                 (Some(ColumnKind::DateTime), other) => {
                     return Err(RejectReason::UnparseableDate {
                         column: column.to_string(),
@@ -244,7 +261,9 @@ impl TableSpec {
         if self.aggregate_type == "Account" {
             if let [KeyPart::Text(account)] = parts.as_slice() {
                 if !plausible_account_key(account) {
-                    return Err(RejectReason::ImpossibleAccountNumber { value: account.clone() });
+                    return Err(RejectReason::ImpossibleAccountNumber {
+                        value: account.clone(),
+                    });
                 }
             }
         }
@@ -352,16 +371,26 @@ mod tests {
     fn every_key_column_is_a_known_column_and_aggregate_types_are_unique() {
         for spec in CAPTURED_TABLES {
             for key in spec.key {
-                assert!(spec.column_kind(key).is_some(), "{}: key {key} not in columns", spec.table);
+                assert!(
+                    spec.column_kind(key).is_some(),
+                    "{}: key {key} not in columns",
+                    spec.table
+                );
             }
-            let same = CAPTURED_TABLES.iter().filter(|t| t.aggregate_type == spec.aggregate_type).count();
+            let same = CAPTURED_TABLES
+                .iter()
+                .filter(|t| t.aggregate_type == spec.aggregate_type)
+                .count();
             assert_eq!(same, 1, "{} shares its aggregate type", spec.table);
         }
     }
 
     #[test]
     fn table_names_are_found_case_insensitively() {
-        assert_eq!(table_spec("copy of TBLMETER").unwrap().table, "Copy Of tblmeter");
+        assert_eq!(
+            table_spec("copy of TBLMETER").unwrap().table,
+            "Copy Of tblmeter"
+        );
         assert!(table_spec("tblnothing").is_none());
     }
 
@@ -371,7 +400,9 @@ mod tests {
         let row = AcdbRow::new().with("FIRST NAME", AcdbValue::Text("Mpho".into()));
         assert_eq!(
             spec.row_key(&row),
-            Err(RejectReason::MissingKey { column: "CUSTOMER ID".into() })
+            Err(RejectReason::MissingKey {
+                column: "CUSTOMER ID".into()
+            })
         );
     }
 
@@ -381,16 +412,24 @@ mod tests {
         let row = AcdbRow::new()
             .with("meterid", AcdbValue::Text("SMRSD-1".into()))
             .with("whdatetime", AcdbValue::Text("31/31/2024".into()));
-        assert!(matches!(spec.row_key(&row), Err(RejectReason::UnparseableDate { .. })));
+        assert!(matches!(
+            spec.row_key(&row),
+            Err(RejectReason::UnparseableDate { .. })
+        ));
     }
 
     #[test]
     fn account_keys_keep_odd_but_usable_forms_and_reject_impossible_ones() {
         let spec = table_spec("tblaccountnumbers").unwrap();
-        let key = |s: &str| spec.row_key(&AcdbRow::new().with("accountnumber", AcdbValue::Text(s.into())));
+        let key = |s: &str| {
+            spec.row_key(&AcdbRow::new().with("accountnumber", AcdbValue::Text(s.into())))
+        };
         assert_eq!(key(" 0045mak ").unwrap().aggregate_id(), "0045mak");
         assert_eq!(key("45MAK").unwrap().aggregate_id(), "45MAK");
-        assert!(matches!(key("00 45/MAK"), Err(RejectReason::ImpossibleAccountNumber { .. })));
+        assert!(matches!(
+            key("00 45/MAK"),
+            Err(RejectReason::ImpossibleAccountNumber { .. })
+        ));
         assert!(matches!(key("   "), Err(RejectReason::MissingKey { .. })));
     }
 
@@ -401,9 +440,14 @@ mod tests {
             .with("meterid", AcdbValue::Text("SMRSD-26-1".into()))
             .with(
                 "whdatetime",
-                AcdbValue::DateTime { datetime: "2024-03-01T13:40:00".parse().unwrap() },
+                AcdbValue::DateTime {
+                    datetime: "2024-03-01T13:40:00".parse().unwrap(),
+                },
             );
-        assert_eq!(spec.row_key(&row).unwrap().aggregate_id(), "SMRSD-26-1|2024-03-01 13:40:00");
+        assert_eq!(
+            spec.row_key(&row).unwrap().aggregate_id(),
+            "SMRSD-26-1|2024-03-01 13:40:00"
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ fn parse_slashed(text: &str) -> Option<NaiveDate> {
         return None;
     }
     let year = i32::try_from(year).ok()?;
-    NaiveDate::from_ymd_opt(year, first, second).or_else(|| NaiveDate::from_ymd_opt(year, second, first))
+    NaiveDate::from_ymd_opt(year, first, second)
+        .or_else(|| NaiveDate::from_ymd_opt(year, second, first))
 }
 
 /// Why a text is not a period key.
@@ -167,7 +168,8 @@ impl Quarter {
     }
 
     pub fn first_day(self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(self.year, u32::from(self.q) * 3 - 2, 1).expect("a quarter starts on a valid date")
+        NaiveDate::from_ymd_opt(self.year, u32::from(self.q) * 3 - 2, 1)
+            .expect("a quarter starts on a valid date")
     }
 
     pub fn last_day(self) -> NaiveDate {
@@ -326,7 +328,11 @@ impl FromStr for Month {
         };
         let mut c = Cursor { rest: s.trim() };
         let year = c.number(4, 4).ok_or_else(err)?;
-        let month = c.eat('-').then(|| c.number(2, 2)).flatten().ok_or_else(err)?;
+        let month = c
+            .eat('-')
+            .then(|| c.number(2, 2))
+            .flatten()
+            .ok_or_else(err)?;
         if !c.at_end() {
             return Err(err());
         }
@@ -374,7 +380,10 @@ mod tests {
             ("31/01/2025", Some("2025-01-31 00:00:00")),
             ("  2025-03-04 13:45:10  ", Some("2025-03-04 13:45:10")),
             ("2025-03-04T13:45:10", Some("2025-03-04 13:45:10")),
-            ("2025-03-04T13:45:10.123456", Some("2025-03-04 13:45:10.123456")),
+            (
+                "2025-03-04T13:45:10.123456",
+                Some("2025-03-04 13:45:10.123456"),
+            ),
             ("2025-03-04 13:45:10.5", Some("2025-03-04 13:45:10.5")),
             ("2025-03-04T13:45", Some("2025-03-04 13:45:00")),
         ];
@@ -385,8 +394,14 @@ mod tests {
 
     #[test]
     fn an_ambiguous_slashed_date_is_month_first() {
-        assert_eq!(parse_legacy_text("03/04/2025"), Some(at("2025-03-04 00:00:00")));
-        assert_eq!(parse_legacy_text("04/03/2025"), Some(at("2025-04-03 00:00:00")));
+        assert_eq!(
+            parse_legacy_text("03/04/2025"),
+            Some(at("2025-03-04 00:00:00"))
+        );
+        assert_eq!(
+            parse_legacy_text("04/03/2025"),
+            Some(at("2025-04-03 00:00:00"))
+        );
     }
 
     #[test]
@@ -418,7 +433,10 @@ mod tests {
     #[test]
     fn acdb_cells_give_their_date_whatever_the_driver_returned() {
         let datetime = at("2024-01-15 10:00:00");
-        assert_eq!(parse_legacy_datetime(&AcdbValue::DateTime { datetime }), Some(datetime));
+        assert_eq!(
+            parse_legacy_datetime(&AcdbValue::DateTime { datetime }),
+            Some(datetime)
+        );
         assert_eq!(
             parse_legacy_datetime(&AcdbValue::Text("2024-01-15 10:00:00".into())),
             Some(datetime)
@@ -427,7 +445,10 @@ mod tests {
             parse_legacy_datetime(&AcdbValue::Text("1/15/2024".into())),
             Some(at("2024-01-15 00:00:00"))
         );
-        assert_eq!(parse_legacy_datetime(&AcdbValue::Text("not a date".into())), None);
+        assert_eq!(
+            parse_legacy_datetime(&AcdbValue::Text("not a date".into())),
+            None
+        );
         assert_eq!(parse_legacy_datetime(&AcdbValue::Null), None);
         assert_eq!(parse_legacy_datetime(&AcdbValue::Int(20240115)), None);
     }
@@ -472,7 +493,10 @@ mod tests {
         assert_eq!(q4.next(), q1);
         assert_eq!(q1.previous(), q4);
         assert_eq!(q1.first_day(), NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
-        assert_eq!(q4.last_day(), NaiveDate::from_ymd_opt(2024, 12, 31).unwrap());
+        assert_eq!(
+            q4.last_day(),
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()
+        );
         assert!(q1.contains(NaiveDate::from_ymd_opt(2025, 3, 31).unwrap()));
         assert_eq!(Quarter::new(2025, 5), None);
         assert_eq!(Quarter::new(2025, 0), None);
@@ -480,8 +504,14 @@ mod tests {
 
     #[test]
     fn quarter_keys_parse_back_and_reject_other_text() {
-        assert_eq!("2025 Q4".parse::<Quarter>(), Ok(Quarter { year: 2025, q: 4 }));
-        assert_eq!(" 2025 Q1 ".parse::<Quarter>(), Ok(Quarter { year: 2025, q: 1 }));
+        assert_eq!(
+            "2025 Q4".parse::<Quarter>(),
+            Ok(Quarter { year: 2025, q: 4 })
+        );
+        assert_eq!(
+            " 2025 Q1 ".parse::<Quarter>(),
+            Ok(Quarter { year: 2025, q: 1 })
+        );
         for bad in [
             "Unknown", "", "2025 Q5", "2025 Q0", "2025Q4", "2025 q4", "25 Q4", "2025 Q44",
         ] {
@@ -498,8 +528,14 @@ mod tests {
         assert_eq!("2025-03".parse::<Month>(), Ok(month));
         assert!("2025-3".parse::<Month>().is_err());
         assert!("2025-13".parse::<Month>().is_err());
-        assert_eq!(Month::new(2024, 12).unwrap().next(), Month::new(2025, 1).unwrap());
-        assert_eq!(Month::new(2025, 1).unwrap().previous(), Month::new(2024, 12).unwrap());
+        assert_eq!(
+            Month::new(2024, 12).unwrap().next(),
+            Month::new(2025, 1).unwrap()
+        );
+        assert_eq!(
+            Month::new(2025, 1).unwrap().previous(),
+            Month::new(2024, 12).unwrap()
+        );
         assert_eq!(
             Month::new(2024, 2).unwrap().last_day(),
             NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()

@@ -41,6 +41,9 @@ mod tests {
     #[test]
     fn energy_travels_as_a_decimal_string() {
         assert_eq!(serde_json::to_string(&kwh("3.10")).unwrap(), r#""3.10""#);
-        assert_eq!(serde_json::from_str::<Kwh>(r#""3.10""#).unwrap(), kwh("3.1"));
+        assert_eq!(
+            serde_json::from_str::<Kwh>(r#""3.10""#).unwrap(),
+            kwh("3.1")
+        );
     }
 }

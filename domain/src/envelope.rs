@@ -29,8 +29,13 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] =
-        [Channel::Portal, Channel::Api, Channel::Whatsapp, Channel::CdcExternal, Channel::System];
+    pub const ALL: [Channel; 5] = [
+        Channel::Portal,
+        Channel::Api,
+        Channel::Whatsapp,
+        Channel::CdcExternal,
+        Channel::System,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,7 +60,10 @@ impl FromStr for Channel {
         Channel::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| EnvelopeError::Invalid { field: "channel", value: s.to_string() })
+            .ok_or_else(|| EnvelopeError::Invalid {
+                field: "channel",
+                value: s.to_string(),
+            })
     }
 }
 
@@ -71,11 +79,19 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Self {
-        Actor { user_id: None, role: None, channel: Channel::System }
+        Actor {
+            user_id: None,
+            role: None,
+            channel: Channel::System,
+        }
     }
 
     pub fn cdc_external() -> Self {
-        Actor { user_id: None, role: None, channel: Channel::CdcExternal }
+        Actor {
+            user_id: None,
+            role: None,
+            channel: Channel::CdcExternal,
+        }
     }
 }
 
@@ -162,20 +178,31 @@ impl Envelope {
     pub fn from_metadata(m: &BTreeMap<String, String>) -> Result<Self, EnvelopeError> {
         let get = |k: &'static str| m.get(k).ok_or(EnvelopeError::Missing(k));
         let uuid = |k: &'static str, v: &String| {
-            Uuid::parse_str(v).map_err(|_| EnvelopeError::Invalid { field: k, value: v.clone() })
+            Uuid::parse_str(v).map_err(|_| EnvelopeError::Invalid {
+                field: k,
+                value: v.clone(),
+            })
         };
         let channel: Channel = get("channel")?.parse()?;
         let correlation_id = uuid("correlation_id", get("correlation_id")?)?;
-        let causation_id = m.get("causation_id").map(|v| uuid("causation_id", v)).transpose()?;
+        let causation_id = m
+            .get("causation_id")
+            .map(|v| uuid("causation_id", v))
+            .transpose()?;
         let occurred_raw = get("occurred_at")?;
-        let occurred_at = DateTime::parse_from_rfc3339(occurred_raw)
-            .map_err(|_| EnvelopeError::Invalid { field: "occurred_at", value: occurred_raw.clone() })?;
+        let occurred_at =
+            DateTime::parse_from_rfc3339(occurred_raw).map_err(|_| EnvelopeError::Invalid {
+                field: "occurred_at",
+                value: occurred_raw.clone(),
+            })?;
         let cdc = match (m.get("cdc_table"), m.get("cdc_key"), m.get("cdc_row_hash")) {
             (Some(table), Some(key), Some(hash)) => Some(CdcSource {
                 table: table.clone(),
                 key: key.clone(),
-                row_hash: RowHash::from_hex(hash)
-                    .ok_or_else(|| EnvelopeError::Invalid { field: "cdc_row_hash", value: hash.clone() })?,
+                row_hash: RowHash::from_hex(hash).ok_or_else(|| EnvelopeError::Invalid {
+                    field: "cdc_row_hash",
+                    value: hash.clone(),
+                })?,
             }),
             _ => None,
         };
@@ -206,11 +233,19 @@ mod tests {
     #[test]
     fn an_envelope_survives_the_metadata_map() {
         let env = Envelope {
-            actor: Actor { user_id: Some("E042".into()), role: Some("onm_team".into()), channel: Channel::Portal },
+            actor: Actor {
+                user_id: Some("E042".into()),
+                role: Some("onm_team".into()),
+                channel: Channel::Portal,
+            },
             correlation_id: Uuid::new_v4(),
             causation_id: Some(Uuid::new_v4()),
             occurred_at: maseru_time(Utc::now()),
-            cdc: Some(CdcSource { table: "tblcustomer".into(), key: "12".into(), row_hash: RowHash([7; 32]) }),
+            cdc: Some(CdcSource {
+                table: "tblcustomer".into(),
+                key: "12".into(),
+                row_hash: RowHash([7; 32]),
+            }),
         };
         assert_eq!(Envelope::from_metadata(&env.to_metadata()).unwrap(), env);
     }
@@ -221,7 +256,10 @@ mod tests {
         m.insert("channel".into(), "fax".into());
         assert_eq!(
             Envelope::from_metadata(&m),
-            Err(EnvelopeError::Invalid { field: "channel", value: "fax".into() })
+            Err(EnvelopeError::Invalid {
+                field: "channel",
+                value: "fax".into()
+            })
         );
     }
 }

@@ -130,9 +130,13 @@ impl PhoneNumber {
             return Ok(PhoneNumber::lesotho(national));
         }
         let known_foreign = DIAL_CODES.iter().any(|d| {
-            d.code != LESOTHO && digits.starts_with(d.code) && count >= d.code.len() + MIN_FOREIGN_SUBSCRIBER_DIGITS
+            d.code != LESOTHO
+                && digits.starts_with(d.code)
+                && count >= d.code.len() + MIN_FOREIGN_SUBSCRIBER_DIGITS
         });
-        if known_foreign || (international && count > LESOTHO_NATIONAL_DIGITS && !digits.starts_with('0')) {
+        if known_foreign
+            || (international && count > LESOTHO_NATIONAL_DIGITS && !digits.starts_with('0'))
+        {
             return Ok(PhoneNumber(format!("+{digits}")));
         }
         Err(PhoneError::Unrecognised { digits: count })
@@ -180,7 +184,9 @@ impl PhoneNumber {
     /// The country of the number's dial code, if the legacy table knows it (the first name for
     /// a shared code).
     pub fn dial_code(&self) -> Option<&'static DialCode> {
-        DIAL_CODES.iter().find(|d| self.digits().starts_with(d.code))
+        DIAL_CODES
+            .iter()
+            .find(|d| self.digits().starts_with(d.code))
     }
 }
 
@@ -275,7 +281,8 @@ mod tests {
     }
 
     #[test]
-    fn an_international_number_with_a_code_outside_the_table_is_kept_only_when_written_as_international() {
+    fn an_international_number_with_a_code_outside_the_table_is_kept_only_when_written_as_international(
+    ) {
         assert_eq!(
             PhoneNumber::parse("+44 20 7946 0958").unwrap().as_str(),
             "+442079460958"
@@ -294,8 +301,14 @@ mod tests {
     fn an_eight_digit_number_starting_with_or_containing_266_is_a_national_number() {
         // The legacy lookup strips 266 only from numbers longer than 9 digits; the legacy SMS
         // left any number containing "266" unprefixed, which sent 58266123 nowhere.
-        assert_eq!(PhoneNumber::parse("26612345").unwrap().as_str(), "+26626612345");
-        assert_eq!(PhoneNumber::parse("58266123").unwrap().as_str(), "+26658266123");
+        assert_eq!(
+            PhoneNumber::parse("26612345").unwrap().as_str(),
+            "+26626612345"
+        );
+        assert_eq!(
+            PhoneNumber::parse("58266123").unwrap().as_str(),
+            "+26658266123"
+        );
     }
 
     #[test]
@@ -336,7 +349,10 @@ mod tests {
                 },
                 Some("+26658123456"),
             ),
-            (AcdbValue::Text(" +266 5812 3456 ".into()), Some("+26658123456")),
+            (
+                AcdbValue::Text(" +266 5812 3456 ".into()),
+                Some("+26658123456"),
+            ),
             (
                 AcdbValue::Decimal {
                     decimal: Decimal::from_str("58123456.5").unwrap(),
@@ -352,7 +368,9 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(
-                PhoneNumber::from_value(&value).as_ref().map(PhoneNumber::as_str),
+                PhoneNumber::from_value(&value)
+                    .as_ref()
+                    .map(PhoneNumber::as_str),
                 expected,
                 "{value:?}"
             );
@@ -383,7 +401,10 @@ mod tests {
     fn phone_numbers_travel_as_e164_strings() {
         let phone = PhoneNumber::parse("58123456").unwrap();
         assert_eq!(serde_json::to_string(&phone).unwrap(), r#""+26658123456""#);
-        assert_eq!(serde_json::from_str::<PhoneNumber>(r#""+26658123456""#).unwrap(), phone);
+        assert_eq!(
+            serde_json::from_str::<PhoneNumber>(r#""+26658123456""#).unwrap(),
+            phone
+        );
         assert!(serde_json::from_str::<PhoneNumber>(r#""123""#).is_err());
     }
 }

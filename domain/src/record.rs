@@ -16,9 +16,17 @@ use crate::acdb::{AcdbRow, RowHash};
 /// `{"Created":{"row":…}}`, `{"Updated":{"before":…,"after":…,"changed":[…]}}`, `{"Deleted":{"before":…}}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RowChange {
-    Created { row: AcdbRow },
-    Updated { before: AcdbRow, after: AcdbRow, changed: Vec<String> },
-    Deleted { before: AcdbRow },
+    Created {
+        row: AcdbRow,
+    },
+    Updated {
+        before: AcdbRow,
+        after: AcdbRow,
+        changed: Vec<String>,
+    },
+    Deleted {
+        before: AcdbRow,
+    },
 }
 
 /// The version of the payload shape above. Bump it (and add an upcaster) on any change.
@@ -98,7 +106,9 @@ pub fn decide_capture(state: &RecordState, row: AcdbRow) -> Option<RowChange> {
 
 /// The event, if any, that finding the row gone from the ACDB produces.
 pub fn decide_deletion(state: &RecordState) -> Option<RowChange> {
-    state.row.as_ref().map(|before| RowChange::Deleted { before: before.clone() })
+    state.row.as_ref().map(|before| RowChange::Deleted {
+        before: before.clone(),
+    })
 }
 
 /// Ties an aggregate type name to the Rust type of its aggregate.
@@ -117,7 +127,10 @@ pub struct AcdbRecord<K> {
 
 impl<K> Default for AcdbRecord<K> {
     fn default() -> Self {
-        AcdbRecord { state: RecordState::default(), kind: PhantomData }
+        AcdbRecord {
+            state: RecordState::default(),
+            kind: PhantomData,
+        }
     }
 }
 
@@ -141,7 +154,10 @@ pub struct RecordEvent<K> {
 
 impl<K> RecordEvent<K> {
     pub fn new(change: RowChange) -> Self {
-        RecordEvent { change, kind: PhantomData }
+        RecordEvent {
+            change,
+            kind: PhantomData,
+        }
     }
 }
 
@@ -162,7 +178,13 @@ pub struct RecordError;
 
 impl<K> Aggregate for AcdbRecord<K>
 where
-    K: RecordKind + std::fmt::Debug + Clone + PartialEq + Default + Serialize + for<'de> Deserialize<'de>,
+    K: RecordKind
+        + std::fmt::Debug
+        + Clone
+        + PartialEq
+        + Default
+        + Serialize
+        + for<'de> Deserialize<'de>,
 {
     const TYPE: &'static str = K::AGGREGATE_TYPE;
     type Command = RecordCommand;
@@ -224,7 +246,9 @@ mod tests {
     use crate::catalog::CAPTURED_TABLES;
 
     fn row(name: &str) -> AcdbRow {
-        AcdbRow::new().with("CUSTOMER ID", AcdbValue::Int(1)).with("FIRST NAME", AcdbValue::Text(name.into()))
+        AcdbRow::new()
+            .with("CUSTOMER ID", AcdbValue::Int(1))
+            .with("FIRST NAME", AcdbValue::Text(name.into()))
     }
 
     #[test]
@@ -244,7 +268,11 @@ mod tests {
         let updated = decide_capture(&state, row("Palesa")).unwrap();
         assert_eq!(
             updated,
-            RowChange::Updated { before: row("Mpho"), after: row("Palesa"), changed: vec!["FIRST NAME".into()] }
+            RowChange::Updated {
+                before: row("Mpho"),
+                after: row("Palesa"),
+                changed: vec!["FIRST NAME".into()]
+            }
         );
     }
 
@@ -261,8 +289,13 @@ mod tests {
 
     #[test]
     fn payloads_round_trip_and_name_their_kind() {
-        let change = RowChange::Deleted { before: row("Mpho") };
-        assert_eq!(RowChange::from_payload(&change.to_payload()).unwrap(), change);
+        let change = RowChange::Deleted {
+            before: row("Mpho"),
+        };
+        assert_eq!(
+            RowChange::from_payload(&change.to_payload()).unwrap(),
+            change
+        );
         assert_eq!(change.event_type("Customer"), "CustomerDeleted");
     }
 
@@ -288,14 +321,20 @@ mod tests {
         use cqrs_es::test::TestFramework;
         type Customer = AcdbRecord<kinds::Customer>;
         TestFramework::<Customer>::with(())
-            .given(vec![RecordEvent::new(RowChange::Created { row: row("Mpho") })])
+            .given(vec![RecordEvent::new(RowChange::Created {
+                row: row("Mpho"),
+            })])
             .when_async(RecordCommand::Capture { row: row("Mpho") })
             .await
             .then_expect_events(vec![]);
         TestFramework::<Customer>::with(())
-            .given(vec![RecordEvent::new(RowChange::Created { row: row("Mpho") })])
+            .given(vec![RecordEvent::new(RowChange::Created {
+                row: row("Mpho"),
+            })])
             .when_async(RecordCommand::CaptureDeletion)
             .await
-            .then_expect_events(vec![RecordEvent::new(RowChange::Deleted { before: row("Mpho") })]);
+            .then_expect_events(vec![RecordEvent::new(RowChange::Deleted {
+                before: row("Mpho"),
+            })]);
     }
 }

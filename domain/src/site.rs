@@ -29,7 +29,9 @@ impl SiteCode {
         if (2..=4).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphabetic()) {
             Ok(SiteCode(code.to_ascii_uppercase()))
         } else {
-            Err(SiteCodeError { input: raw.to_string() })
+            Err(SiteCodeError {
+                input: raw.to_string(),
+            })
         }
     }
 
@@ -131,7 +133,12 @@ pub struct KnownSite {
     pub clinic: bool,
 }
 
-const fn site(code: &'static str, name: &'static str, district: &'static str, clinic: bool) -> KnownSite {
+const fn site(
+    code: &'static str,
+    name: &'static str,
+    district: &'static str,
+    clinic: bool,
+) -> KnownSite {
     KnownSite {
         code,
         name,
@@ -236,10 +243,17 @@ mod tests {
         assert_eq!(mak.name(), Some("Ha Makebe"));
         assert_eq!(mak.district(), Some("Maseru"));
         let nku = SiteCode::parse("nku").unwrap();
-        assert_eq!((nku.name(), nku.district()), (Some("Ha Nkau"), Some("Maseru")));
+        assert_eq!(
+            (nku.name(), nku.district()),
+            (Some("Ha Nkau"), Some("Maseru"))
+        );
         assert!(nku.known().unwrap().clinic);
         for code in ["MET", "BOB", "MAN"] {
-            assert_eq!(SiteCode::parse(code).unwrap().district(), Some("Thaba-Tseka"), "{code}");
+            assert_eq!(
+                SiteCode::parse(code).unwrap().district(),
+                Some("Thaba-Tseka"),
+                "{code}"
+            );
         }
         let unknown = SiteCode::parse("RAL").unwrap();
         assert_eq!((unknown.name(), unknown.district()), (None, None));
@@ -250,7 +264,10 @@ mod tests {
     #[test]
     fn a_concession_holding_a_code_or_a_known_name_names_its_site() {
         assert_eq!(SiteCode::from_concession(" mak ").unwrap().as_str(), "MAK");
-        assert_eq!(SiteCode::from_concession("ha makebe").unwrap().as_str(), "MAK");
+        assert_eq!(
+            SiteCode::from_concession("ha makebe").unwrap().as_str(),
+            "MAK"
+        );
         assert_eq!(SiteCode::from_concession("   "), None);
         assert_eq!(SiteCode::from_concession("Somewhere Else"), None);
     }

@@ -66,7 +66,10 @@ pub struct Scan {
 
 impl Scan {
     pub fn all(batch_size: usize) -> Self {
-        Scan { filter: ScanFilter::All, batch_size }
+        Scan {
+            filter: ScanFilter::All,
+            batch_size,
+        }
     }
 }
 

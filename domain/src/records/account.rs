@@ -9,7 +9,13 @@ use crate::acdb::AcdbRow;
 use crate::dates::parse_legacy_datetime;
 
 /// The columns this record reads (an update touching none of them changes nothing here).
-pub const COLUMNS: &[&str] = &["accountnumber", "customerid", "meterid", "community", "opened date"];
+pub const COLUMNS: &[&str] = &[
+    "accountnumber",
+    "customerid",
+    "meterid",
+    "community",
+    "opened date",
+];
 
 /// An account as its `tblaccountnumbers` row describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

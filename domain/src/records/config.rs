@@ -51,10 +51,19 @@ mod tests {
             (Text("n/a".into()), None),
         ];
         for (cell, expected) in cases {
-            let record = TariffConfigRecord::from_row(&AcdbRow::new().with("ID", Int(1)).with("therate", cell.clone()));
-            assert_eq!(record.rate, expected.map(|e| Decimal::from_str(e).unwrap()), "{cell:?}");
+            let record = TariffConfigRecord::from_row(
+                &AcdbRow::new()
+                    .with("ID", Int(1))
+                    .with("therate", cell.clone()),
+            );
+            assert_eq!(
+                record.rate,
+                expected.map(|e| Decimal::from_str(e).unwrap()),
+                "{cell:?}"
+            );
         }
-        let record = TariffConfigRecord::from_row(&AcdbRow::new().with("therate", Text("5.5".into())));
+        let record =
+            TariffConfigRecord::from_row(&AcdbRow::new().with("therate", Text("5.5".into())));
         assert_eq!(record.tariff(), Some(Rate::from_str("5.5").unwrap()));
     }
 }

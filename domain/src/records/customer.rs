@@ -142,7 +142,12 @@ mod tests {
             .with("CITY", text("Maseru"))
             .with("DISTRICT", text("Maseru"))
             .with("Concession name", text(" mak "))
-            .with("DATE SERVICE CONNECTED", DateTime { datetime: connected })
+            .with(
+                "DATE SERVICE CONNECTED",
+                DateTime {
+                    datetime: connected,
+                },
+            )
             .with("DATE SERVICE TERMINATED", Null)
             .with("ID NUMBER", text("012345678"))
             .with("CUSTOMER POSITION", text("HH"))
@@ -214,7 +219,9 @@ mod tests {
             (text("left the village"), true, None),
         ];
         for (cell, terminated, date) in cases {
-            let customer = CustomerRecord::from_row(&base().with("DATE SERVICE TERMINATED", cell.clone())).unwrap();
+            let customer =
+                CustomerRecord::from_row(&base().with("DATE SERVICE TERMINATED", cell.clone()))
+                    .unwrap();
             assert_eq!(
                 (customer.terminated, customer.date_terminated),
                 (terminated, date),
@@ -230,21 +237,28 @@ mod tests {
             .with("CELL PHONE 1", Int(26658123456))
             .with("CELL PHONE 2", text("123"));
         let customer = CustomerRecord::from_row(&row).unwrap();
-        assert_eq!(customer.phones, vec![PhoneNumber::parse("58123456").unwrap()]);
+        assert_eq!(
+            customer.phones,
+            vec![PhoneNumber::parse("58123456").unwrap()]
+        );
     }
 
     #[test]
     fn a_connection_date_written_as_text_is_read_in_the_legacy_formats() {
         let row = base().with("DATE SERVICE CONNECTED", text("2025-01-15"));
         let customer = CustomerRecord::from_row(&row).unwrap();
-        assert_eq!(customer.date_connected, Some("2025-01-15T00:00:00".parse().unwrap()));
+        assert_eq!(
+            customer.date_connected,
+            Some("2025-01-15T00:00:00".parse().unwrap())
+        );
         let row = base().with("DATE SERVICE CONNECTED", text("sometime"));
         assert_eq!(CustomerRecord::from_row(&row).unwrap().date_connected, None);
     }
 
     #[test]
     fn a_concession_holding_a_known_full_name_still_names_its_site() {
-        let customer = CustomerRecord::from_row(&base().with("Concession name", text("Ha Makebe"))).unwrap();
+        let customer =
+            CustomerRecord::from_row(&base().with("Concession name", text("Ha Makebe"))).unwrap();
         assert_eq!(customer.concession.as_deref(), Some("Ha Makebe"));
         assert_eq!(customer.site.unwrap().as_str(), "MAK");
     }
@@ -255,6 +269,9 @@ mod tests {
             .with("customer id", Int(7))
             .with("first name", text("Lerato"));
         let customer = CustomerRecord::from_row(&row).unwrap();
-        assert_eq!((customer.customer_id, customer.full_name().as_str()), (7, "Lerato"));
+        assert_eq!(
+            (customer.customer_id, customer.full_name().as_str()),
+            (7, "Lerato")
+        );
     }
 }

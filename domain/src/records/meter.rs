@@ -45,7 +45,9 @@ impl MeterRecord {
         let raw_account = trimmed(row, "accountnumber");
         Some(MeterRecord {
             meter_id,
-            account: raw_account.as_deref().and_then(|raw| AccountNumber::parse(raw).ok()),
+            account: raw_account
+                .as_deref()
+                .and_then(|raw| AccountNumber::parse(raw).ok()),
             raw_account,
             customer_id: row.get("customer id").as_i64(),
             customer_type: descriptive(row, "customer type"),
@@ -122,7 +124,10 @@ impl MeterAssignment {
 /// The assignment change between two versions of one meter's row (`None` before it was created,
 /// `None` after it was deleted); `None` when whom it is assigned to did not change — an edit of
 /// its village or status is no assignment change, nor is re-spelling `0045mak` as `0045MAK`.
-pub fn assignment_change(before: Option<&MeterRecord>, after: Option<&MeterRecord>) -> Option<MeterAssignment> {
+pub fn assignment_change(
+    before: Option<&MeterRecord>,
+    after: Option<&MeterRecord>,
+) -> Option<MeterAssignment> {
     let meter_id = after.or(before)?.meter_id.clone();
     match (
         before.and_then(MeterRecord::holder),
@@ -159,17 +164,28 @@ mod tests {
             .with("customer type", Text(" HH ".into()))
             .with("community", Text("MAK".into()))
             .with("Village name", Text("Ha Makebe".into()))
-            .with("current status", Dec { decimal: Decimal::ONE })
+            .with(
+                "current status",
+                Dec {
+                    decimal: Decimal::ONE,
+                },
+            )
             .with("customer connect date", Text("2024-03-01 08:00:00".into()));
         let record = MeterRecord::from_row(&row).unwrap();
         assert_eq!(record.meter_id, "SMRSD-26-00000045");
         assert_eq!(record.raw_account.as_deref(), Some("0045mak"));
-        assert_eq!(record.account.as_ref().map(AccountNumber::as_str), Some("0045MAK"));
+        assert_eq!(
+            record.account.as_ref().map(AccountNumber::as_str),
+            Some("0045MAK")
+        );
         assert_eq!(record.customer_id, Some(45));
         assert_eq!(record.customer_type.as_deref(), Some("HH"));
         assert_eq!(record.village.as_deref(), Some("Ha Makebe"));
         assert_eq!(record.status, Some(1));
-        assert_eq!(record.connect_date, Some("2024-03-01T08:00:00".parse().unwrap()));
+        assert_eq!(
+            record.connect_date,
+            Some("2024-03-01T08:00:00".parse().unwrap())
+        );
     }
 
     #[test]
@@ -188,7 +204,9 @@ mod tests {
         let customer_only = meter(None, Some(45));
 
         let change = assignment_change(None, Some(&to_45)).unwrap();
-        assert!(matches!(&change, MeterAssignment::Assigned { to, .. } if to.customer_id == Some(45)));
+        assert!(
+            matches!(&change, MeterAssignment::Assigned { to, .. } if to.customer_id == Some(45))
+        );
         assert_eq!(change.meter_id(), "SMRSD-26-00000045");
         assert!(matches!(
             assignment_change(Some(&unassigned), Some(&to_45)),
@@ -233,11 +251,17 @@ mod tests {
     #[test]
     fn odd_account_texts_are_compared_as_written() {
         assert!(matches!(
-            assignment_change(Some(&meter(Some("45MAK"), None)), Some(&meter(Some("46MAK"), None))),
+            assignment_change(
+                Some(&meter(Some("45MAK"), None)),
+                Some(&meter(Some("46MAK"), None))
+            ),
             Some(MeterAssignment::Reassigned { .. })
         ));
         assert_eq!(
-            assignment_change(Some(&meter(Some("45MAK"), None)), Some(&meter(Some("45MAK"), None))),
+            assignment_change(
+                Some(&meter(Some("45MAK"), None)),
+                Some(&meter(Some("45MAK"), None))
+            ),
             None
         );
     }

@@ -161,8 +161,10 @@ mod tests {
 
     #[test]
     fn null_amounts_and_energy_count_as_zero_and_a_null_balance_stays_absent() {
-        let t =
-            TransactionRecord::from_row(&row(Text("0045MAK".into()), Null).with("transaction amount", Null)).unwrap();
+        let t = TransactionRecord::from_row(
+            &row(Text("0045MAK".into()), Null).with("transaction amount", Null),
+        )
+        .unwrap();
         assert_eq!(
             (t.amount, t.kwh, t.balance, t.rate, t.payment),
             (Money::ZERO, Kwh::ZERO, None, None, false)
@@ -186,9 +188,10 @@ mod tests {
     #[test]
     fn negative_and_zero_amounts_are_kept_as_they_are() {
         for amount in ["-20.00", "0"] {
-            let t =
-                TransactionRecord::from_row(&row(Text("0045MAK".into()), Null).with("transaction amount", dec(amount)))
-                    .unwrap();
+            let t = TransactionRecord::from_row(
+                &row(Text("0045MAK".into()), Null).with("transaction amount", dec(amount)),
+            )
+            .unwrap();
             assert_eq!(t.amount, Money::from_str(amount).unwrap());
         }
     }
@@ -223,11 +226,18 @@ mod tests {
                 Text("25/12/2024".into()),
                 TransactionDate::Dated("2024-12-25T00:00:00".parse().unwrap()),
             ),
-            (Text(" soon ".into()), TransactionDate::Unparseable("soon".into())),
-            (Int(20250304), TransactionDate::Unparseable("20250304".into())),
+            (
+                Text(" soon ".into()),
+                TransactionDate::Unparseable("soon".into()),
+            ),
+            (
+                Int(20250304),
+                TransactionDate::Unparseable("20250304".into()),
+            ),
         ];
         for (cell, expected) in cases {
-            let t = TransactionRecord::from_row(&row(Text("0045MAK".into()), cell.clone())).unwrap();
+            let t =
+                TransactionRecord::from_row(&row(Text("0045MAK".into()), cell.clone())).unwrap();
             assert_eq!(t.date, expected, "{cell:?}");
         }
         assert_eq!(TransactionDate::Unparseable("soon".into()).quarter(), None);
@@ -237,7 +247,9 @@ mod tests {
     #[test]
     fn a_row_without_an_id_is_no_transaction() {
         assert_eq!(
-            TransactionRecord::from_row(&AcdbRow::new().with("accountnumber", Text("0045MAK".into()))),
+            TransactionRecord::from_row(
+                &AcdbRow::new().with("accountnumber", Text("0045MAK".into()))
+            ),
             None
         );
     }
