@@ -1,12 +1,36 @@
 //! Progress of long work: a bar on a terminal, plain log lines otherwise (CI, services, pipes).
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use adapters::cdc::{Phase, ProgressSink, TableReport};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
+
+/// Every progress bar the process draws. Log lines go through [`LogWriter`], which hides the
+/// bars while a line is written, so logs and bars never overwrite each other.
+pub fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
+
+/// The log output: stderr, written between redraws of the progress bars.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        bars().suspend(|| std::io::stderr().write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        bars().suspend(|| std::io::stderr().write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Renders change-capture progress.
 pub struct CdcProgress {
@@ -36,9 +60,15 @@ impl CdcProgress {
 
 pub fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:>26} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  eta {eta}",
+        "{prefix:>26} [{bar:30}] {human_pos}/{human_len} rows  {rate}  eta {eta}",
     )
     .expect("the template is valid")
+    .with_key(
+        "rate",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} rows/s", state.per_sec());
+        },
+    )
     .progress_chars("=> ")
 }
 
@@ -48,7 +78,6 @@ impl ProgressSink for CdcProgress {
             let bar = ProgressBar::new(total_rows.unwrap_or(0))
                 .with_style(bar_style())
                 .with_prefix(table.to_string());
-            bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
         let now = Instant::now();
@@ -96,7 +125,8 @@ impl ProgressSink for CdcProgress {
         };
         if let Some(p) = tables.remove(table) {
             if let Some(bar) = p.bar {
-                bar.finish_and_clear();
+                // The completed bar stays on screen as the table's record (rows, rate).
+                bar.finish();
             }
             let secs = format!("{:.1}", p.started.elapsed().as_secs_f64());
             // A quiet poll is the normal case every few seconds: only changes are worth a line.

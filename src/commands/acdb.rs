@@ -16,9 +16,11 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg}").expect("the template is valid"),
-        );
+        let bar = crate::progress::bars()
+            .add(ProgressBar::new_spinner())
+            .with_style(
+                ProgressStyle::with_template("{spinner} {msg}").expect("the template is valid"),
+            );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     });

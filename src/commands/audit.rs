@@ -13,12 +13,14 @@ pub async fn verify(settings: Settings) -> anyhow::Result<()> {
     let store = EventStore::new(db.pool.clone());
     let head = store.head().await?;
     let bar = std::io::stderr().is_terminal().then(|| {
-        ProgressBar::new(head.position.max(0) as u64).with_style(
-            ProgressStyle::with_template(
-                "verifying [{bar:30}] {human_pos}/{human_len} events  {per_sec}",
+        crate::progress::bars()
+            .add(ProgressBar::new(head.position.max(0) as u64))
+            .with_style(
+                ProgressStyle::with_template(
+                    "verifying [{bar:30}] {human_pos}/{human_len} events  {per_sec}",
+                )
+                .expect("the template is valid"),
             )
-            .expect("the template is valid"),
-        )
     });
     let report = store
         .verify_chain(&mut |checked| {

@@ -45,7 +45,7 @@ pub async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result
     runner.ensure_ready().await?;
     let bar = std::io::stderr()
         .is_terminal()
-        .then(ProgressBar::new_spinner);
+        .then(|| crate::progress::bars().add(ProgressBar::new_spinner()));
     let result = runner
         .rebuild(name.as_deref(), &mut |p| {
             if let Some(bar) = &bar {
