@@ -75,9 +75,12 @@ pub fn bar_style() -> ProgressStyle {
 impl ProgressSink for CdcProgress {
     fn table_started(&self, table: &str, phase: Phase, total_rows: Option<u64>) {
         let bar = (self.terminal && phase == Phase::Snapshot).then(|| {
-            let bar = ProgressBar::new(total_rows.unwrap_or(0))
-                .with_style(bar_style())
-                .with_prefix(table.to_string());
+            let bar = bars().add(
+                ProgressBar::new(total_rows.unwrap_or(0))
+                    .with_style(bar_style())
+                    .with_prefix(table.to_string()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
         let now = Instant::now();
@@ -125,8 +128,8 @@ impl ProgressSink for CdcProgress {
         };
         if let Some(p) = tables.remove(table) {
             if let Some(bar) = p.bar {
-                // The completed bar stays on screen as the table's record (rows, rate).
-                bar.finish();
+                bar.finish_and_clear();
+                bars().remove(&bar);
             }
             let secs = format!("{:.1}", p.started.elapsed().as_secs_f64());
             // A quiet poll is the normal case every few seconds: only changes are worth a line.
