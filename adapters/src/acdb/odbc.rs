@@ -26,7 +26,8 @@ use odbc_api::handles::StatementImpl;
 use odbc_api::parameter::InputParameter;
 use odbc_api::parameter::WithDataType;
 use odbc_api::{
-    Connection, ConnectionOptions, Cursor, CursorImpl, DataType, IntoParameter, ResultSetMetadata,
+    Connection, ConnectionOptions, Cursor, CursorImpl, DataType, IntoParameter,
+    ParameterCollectionRef, ResultSetMetadata,
 };
 
 use super::typing::{format_datetime, type_text};
@@ -156,6 +157,22 @@ impl OdbcReader {
             message: one_line(&e),
         }
     }
+
+    /// Runs `sql`, a query over `table`, and returns its result set.
+    fn query(
+        &self,
+        table: &str,
+        sql: &str,
+        params: impl ParameterCollectionRef,
+    ) -> Result<CursorImpl<StatementImpl<'_>>> {
+        self.conn
+            .execute(sql, params, None)
+            .map_err(self.query_error(table))?
+            .ok_or_else(|| Error::AcdbQuery {
+                table: table.to_string(),
+                message: "the driver returned no result set".into(),
+            })
+    }
 }
 
 impl AcdbReader for OdbcReader {
@@ -173,14 +190,7 @@ impl AcdbReader for OdbcReader {
         let table = self.resolve(table)?;
         let error = self.query_error(&table);
         let sql = format!("SELECT * FROM {} WHERE 1 = 0", quote(&table));
-        let mut cursor = self
-            .conn
-            .execute(&sql, (), None)
-            .map_err(&error)?
-            .ok_or_else(|| Error::AcdbQuery {
-                table: table.clone(),
-                message: "the driver returned no result set".into(),
-            })?;
+        let mut cursor = self.query(&table, &sql, ())?;
         let columns = describe(&mut cursor, None, &HashMap::new()).map_err(&error)?;
         Ok(columns
             .into_iter()
@@ -195,14 +205,7 @@ impl AcdbReader for OdbcReader {
         let table = self.resolve(table)?;
         let error = self.query_error(&table);
         let sql = format!("SELECT COUNT(*) FROM {}", quote(&table));
-        let mut cursor = self
-            .conn
-            .execute(&sql, (), None)
-            .map_err(&error)?
-            .ok_or_else(|| Error::AcdbQuery {
-                table: table.clone(),
-                message: "the driver returned no result set".into(),
-            })?;
+        let mut cursor = self.query(&table, &sql, ())?;
         let mut text = Vec::new();
         let mut row = cursor
             .next_row()
@@ -248,14 +251,7 @@ impl AcdbReader for OdbcReader {
                 self.dialect,
             )?;
             let error = self.query_error(&table);
-            let cursor = self
-                .conn
-                .execute(&sql, params.as_slice(), None)
-                .map_err(&error)?
-                .ok_or_else(|| Error::AcdbQuery {
-                    table: table.clone(),
-                    message: "the driver returned no result set".into(),
-                })?;
+            let cursor = self.query(&table, &sql, params.as_slice())?;
             match state.fetch(cursor, spec, on_batch).map_err(&error)? {
                 Fetched::Finished => {
                     if !state.pending.is_empty() {
