@@ -12,7 +12,8 @@ use projections::{
 use sqlx::PgConnection;
 
 use crate::support::{
-    account_row, customer_row, dump, eventually, generation_schemas, live, meter_row, Harness,
+    account_row, customer_row, dump, eventually, generation_schemas, live, meter_row, Following,
+    Harness,
 };
 
 /// A bounded wait for something expected within about a second; generous for slow CI machines.
@@ -232,17 +233,7 @@ async fn an_event_appended_while_the_runner_runs_becomes_visible_without_waiting
         poll_interval: Duration::from_secs(600),
         ..RunnerOptions::default()
     }));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let runner = Arc::clone(&runner);
-        async move {
-            runner
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let following = Following::start(Arc::clone(&runner));
     let pool = h.pool().clone();
     assert!(
         eventually(VISIBLE_WITHIN, || async {
@@ -268,8 +259,7 @@ async fn an_event_appended_while_the_runner_runs_becomes_visible_without_waiting
     })
     .await;
     assert!(visible, "the new customer never appeared in the read model");
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    following.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -282,17 +272,7 @@ async fn during_a_rebuild_the_old_generation_serves_and_the_runner_then_continue
         ..RunnerOptions::default()
     };
     let runner = Arc::new(h.runner_with(options));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let runner = Arc::clone(&runner);
-        async move {
-            runner
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let following = Following::start(Arc::clone(&runner));
     capture_history(&mut h).await;
     let pool = h.pool().clone();
     let head = h.capture.store().head().await.unwrap().position;
@@ -382,8 +362,7 @@ async fn during_a_rebuild_the_old_generation_serves_and_the_runner_then_continue
         (status.state, status.rebuild),
         (ProjectionState::Live, None)
     );
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    following.stop().await;
 }
 
 #[tokio::test]
@@ -546,15 +525,7 @@ async fn an_unreadable_event_stops_the_projection_just_before_it_and_the_failure
     // Act
     let error = runner.catch_up().await.unwrap_err();
     let pool = h.pool().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let follower = h.runner();
-    let running = tokio::spawn(async move {
-        follower
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let following = Following::start(Arc::new(h.runner()));
     let recorded = eventually(VISIBLE_WITHIN, || async {
         sqlx::query_scalar::<_, Option<String>>(
             "select last_error from projection_registry where name = 'customers'",
@@ -565,8 +536,7 @@ async fn an_unreadable_event_stops_the_projection_just_before_it_and_the_failure
         .is_some()
     })
     .await;
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    following.stop().await;
 
     // Assert
     assert!(

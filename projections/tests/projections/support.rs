@@ -17,6 +17,8 @@ use projections::customers::CustomersProjection;
 use projections::{Projection, ProjectorRunner, RunnerOptions};
 use sqlx::PgPool;
 use testkit::pg::TestDatabase;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// A fresh, migrated database and the event store over it.
@@ -319,5 +321,31 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A runner following the log on a task of its own until stopped.
+pub(crate) struct Following {
+    stop: oneshot::Sender<()>,
+    running: JoinHandle<projections::Result<()>>,
+}
+
+impl Following {
+    pub(crate) fn start(runner: Arc<ProjectorRunner>) -> Following {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            runner
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Following { stop, running }
+    }
+
+    /// Stops the runner and waits for it to return; fails the test if it returned an error.
+    pub(crate) async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.running.await.unwrap().unwrap();
     }
 }
