@@ -242,6 +242,71 @@ impl LatestRows {
     }
 }
 
+/// The columns a row type fills, each with its SQL type: the names are the row type's field names,
+/// which are the keys of its JSON (see [`insert_rows`]).
+type Columns = &'static [(&'static str, &'static str)];
+
+/// Inserts `rows` into `table` with one statement: they go over as one JSON array whose objects'
+/// keys are the column names. With a non-empty `key`, a row whose key is already there replaces it.
+async fn insert_rows<T: Serialize>(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: Columns,
+    key: &[&str],
+    rows: &[T],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names = columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let record = columns
+        .iter()
+        .map(|(name, sql_type)| format!("{name} {sql_type}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})"
+    );
+    if !key.is_empty() {
+        let updates = columns
+            .iter()
+            .filter(|(name, _)| !key.contains(name))
+            .map(|(name, _)| format!("{name} = excluded.{name}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.push_str(&format!(
+            " on conflict ({}) do update set {updates}",
+            key.join(", ")
+        ));
+    }
+    sqlx::query(&sql).bind(Json(rows)).execute(conn).await?;
+    Ok(())
+}
+
+const CUSTOMER_COLUMNS: Columns = &[
+    ("customer_id", "bigint"),
+    ("first_name", "text"),
+    ("middle_name", "text"),
+    ("last_name", "text"),
+    ("full_name", "text"),
+    ("plot_number", "text"),
+    ("concession", "text"),
+    ("site_code", "text"),
+    ("city", "text"),
+    ("district", "text"),
+    ("date_connected", "timestamp"),
+    ("date_terminated", "timestamp"),
+    ("terminated", "boolean"),
+    ("customer_type", "text"),
+    ("derived_account", "text"),
+    ("source_row", "jsonb"),
+    ("position", "bigint"),
+];
+
 #[derive(Serialize)]
 struct CustomerRow<'a> {
     customer_id: i64,
@@ -262,6 +327,13 @@ struct CustomerRow<'a> {
     source_row: &'a AcdbRow,
     position: i64,
 }
+
+const PHONE_COLUMNS: Columns = &[
+    ("customer_id", "bigint"),
+    ("e164", "text"),
+    ("last8", "text"),
+    ("ordinal", "smallint"),
+];
 
 #[derive(Serialize)]
 struct PhoneRow {
@@ -341,42 +413,28 @@ async fn write_customers(
         .execute(&mut *conn)
         .await?;
     }
-    if !rows.is_empty() {
-        sqlx::query(&format!(
-            "insert into {customers} (customer_id, first_name, middle_name, last_name, full_name, plot_number, \
-                 concession, site_code, city, district, date_connected, date_terminated, terminated, customer_type, \
-                 derived_account, source_row, position) \
-             select customer_id, first_name, middle_name, last_name, full_name, plot_number, concession, site_code, \
-                 city, district, date_connected, date_terminated, terminated, customer_type, derived_account, \
-                 source_row, position \
-             from jsonb_to_recordset($1) as r(customer_id bigint, first_name text, middle_name text, last_name text, \
-                 full_name text, plot_number text, concession text, site_code text, city text, district text, \
-                 date_connected timestamp, date_terminated timestamp, terminated boolean, customer_type text, \
-                 derived_account text, source_row jsonb, position bigint) \
-             on conflict (customer_id) do update set first_name = excluded.first_name, \
-                 middle_name = excluded.middle_name, last_name = excluded.last_name, full_name = excluded.full_name, \
-                 plot_number = excluded.plot_number, concession = excluded.concession, site_code = excluded.site_code, \
-                 city = excluded.city, district = excluded.district, date_connected = excluded.date_connected, \
-                 date_terminated = excluded.date_terminated, terminated = excluded.terminated, \
-                 customer_type = excluded.customer_type, derived_account = excluded.derived_account, \
-                 source_row = excluded.source_row, position = excluded.position"
-        ))
-        .bind(Json(&rows))
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !phones.is_empty() {
-        sqlx::query(&format!(
-            "insert into {phone_table} (customer_id, e164, last8, ordinal) \
-             select customer_id, e164, last8, ordinal \
-             from jsonb_to_recordset($1) as r(customer_id bigint, e164 text, last8 text, ordinal smallint)"
-        ))
-        .bind(Json(&phones))
-        .execute(&mut *conn)
-        .await?;
-    }
+    insert_rows(
+        &mut *conn,
+        &customers,
+        CUSTOMER_COLUMNS,
+        &["customer_id"],
+        &rows,
+    )
+    .await?;
+    insert_rows(&mut *conn, &phone_table, PHONE_COLUMNS, &[], &phones).await?;
     Ok(())
 }
+
+const ACCOUNT_COLUMNS: Columns = &[
+    ("account_key", "text"),
+    ("account_number", "text"),
+    ("customer_id", "bigint"),
+    ("meter_id", "text"),
+    ("community", "text"),
+    ("opened", "timestamp"),
+    ("source_row", "jsonb"),
+    ("position", "bigint"),
+];
 
 #[derive(Serialize)]
 struct AccountRow<'a> {
@@ -428,23 +486,31 @@ async fn write_accounts(
         .execute(&mut *conn)
         .await?;
     }
-    if !rows.is_empty() {
-        sqlx::query(&format!(
-            "insert into {accounts} (account_key, account_number, customer_id, meter_id, community, opened, \
-                 source_row, position) \
-             select account_key, account_number, customer_id, meter_id, community, opened, source_row, position \
-             from jsonb_to_recordset($1) as r(account_key text, account_number text, customer_id bigint, \
-                 meter_id text, community text, opened timestamp, source_row jsonb, position bigint) \
-             on conflict (account_key) do update set account_number = excluded.account_number, \
-                 customer_id = excluded.customer_id, meter_id = excluded.meter_id, community = excluded.community, \
-                 opened = excluded.opened, source_row = excluded.source_row, position = excluded.position"
-        ))
-        .bind(Json(&rows))
-        .execute(&mut *conn)
-        .await?;
-    }
+    insert_rows(
+        &mut *conn,
+        &accounts,
+        ACCOUNT_COLUMNS,
+        &["account_key"],
+        &rows,
+    )
+    .await?;
     Ok(())
 }
+
+const METER_COLUMNS: Columns = &[
+    ("source_table", "text"),
+    ("meter_id", "text"),
+    ("account_key", "text"),
+    ("account_number", "text"),
+    ("customer_id", "bigint"),
+    ("customer_type", "text"),
+    ("community", "text"),
+    ("village", "text"),
+    ("status", "bigint"),
+    ("connect_date", "timestamp"),
+    ("source_row", "jsonb"),
+    ("position", "bigint"),
+];
 
 #[derive(Serialize)]
 struct MeterRow<'a> {
@@ -514,25 +580,14 @@ async fn write_meters(
         .execute(&mut *conn)
         .await?;
     }
-    if !rows.is_empty() {
-        sqlx::query(&format!(
-            "insert into {meters} (source_table, meter_id, account_key, account_number, customer_id, customer_type, \
-                 community, village, status, connect_date, source_row, position) \
-             select source_table, meter_id, account_key, account_number, customer_id, customer_type, community, \
-                 village, status, connect_date, source_row, position \
-             from jsonb_to_recordset($1) as r(source_table text, meter_id text, account_key text, \
-                 account_number text, customer_id bigint, customer_type text, community text, village text, \
-                 status bigint, connect_date timestamp, source_row jsonb, position bigint) \
-             on conflict (source_table, meter_id) do update set account_key = excluded.account_key, \
-                 account_number = excluded.account_number, customer_id = excluded.customer_id, \
-                 customer_type = excluded.customer_type, community = excluded.community, village = excluded.village, \
-                 status = excluded.status, connect_date = excluded.connect_date, source_row = excluded.source_row, \
-                 position = excluded.position"
-        ))
-        .bind(Json(&rows))
-        .execute(&mut *conn)
-        .await?;
-    }
+    insert_rows(
+        &mut *conn,
+        &meters,
+        METER_COLUMNS,
+        &["source_table", "meter_id"],
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
