@@ -724,24 +724,29 @@ pub async fn customer_by_id(pool: &PgPool, customer_id: i64) -> Result<Option<Cu
 /// legacy rule is the fallback: the last 8 digits (the legacy matched `LIKE '%<last 8>'`), which
 /// finds a number stored under another country code.
 pub async fn customers_by_phone(pool: &PgPool, phone: &PhoneNumber) -> Result<Vec<Customer>> {
-    let exact: Vec<CustomerSqlRow> = sqlx::query_as(&select_customers(
-        "c.customer_id in (select p.customer_id from read_model.customer_phones p where p.e164 = $1)",
-        "order by c.customer_id",
-    ))
-    .bind(phone.as_str())
-    .fetch_all(pool)
-    .await?;
+    let exact = customers_with_phone_where(pool, "e164", phone.as_str()).await?;
     if !exact.is_empty() {
-        return Ok(exact.into_iter().map(Customer::from).collect());
+        return Ok(exact);
     }
-    let by_last8: Vec<CustomerSqlRow> = sqlx::query_as(&select_customers(
-        "c.customer_id in (select p.customer_id from read_model.customer_phones p where p.last8 = $1)",
+    customers_with_phone_where(pool, "last8", phone.last8()).await
+}
+
+/// The customers with a phone whose `column` (of `customer_phones`) is `value`, by customer id.
+async fn customers_with_phone_where(
+    pool: &PgPool,
+    column: &'static str,
+    value: &str,
+) -> Result<Vec<Customer>> {
+    let rows: Vec<CustomerSqlRow> = sqlx::query_as(&select_customers(
+        &format!(
+            "c.customer_id in (select p.customer_id from read_model.customer_phones p where p.{column} = $1)"
+        ),
         "order by c.customer_id",
     ))
-    .bind(phone.last8())
+    .bind(value)
     .fetch_all(pool)
     .await?;
-    Ok(by_last8.into_iter().map(Customer::from).collect())
+    Ok(rows.into_iter().map(Customer::from).collect())
 }
 
 /// The customers an account number maps to, looked up like the legacy `/customers/by-account`
