@@ -639,16 +639,7 @@ impl ProjectorRunner {
         applied: &mut u64,
     ) -> Result<(i64, i64)> {
         let name = projection.name();
-        let mut tx = self.pool.begin().await?;
-        // Readers running long queries on the views must not stall the read models: past this
-        // wait the swap gives up, and is tried again.
-        sqlx::query(&format!(
-            "set local lock_timeout = {}",
-            self.options.swap_lock_timeout.as_millis()
-        ))
-        .execute(&mut *tx)
-        .await?;
-        registry::lock_projection(&mut tx, name).await?;
+        let mut tx = self.begin_with_bounded_lock_waits(name).await?;
         let mut tail = 0;
         let (position, head) = loop {
             let (position, head, caught_up, count) = self
@@ -678,19 +669,31 @@ impl ProjectorRunner {
         Ok((position, head))
     }
 
+    /// A transaction holding the lock of projection `name`, in which every lock wait (for that
+    /// lock, or for readers of the views) gives up after `swap_lock_timeout`: readers running
+    /// long queries on the views must not stall the read models, so past this wait the caller
+    /// gives up and tries again later.
+    async fn begin_with_bounded_lock_waits(
+        &self,
+        name: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "set local lock_timeout = {}",
+            self.options.swap_lock_timeout.as_millis()
+        ))
+        .execute(&mut *tx)
+        .await?;
+        registry::lock_projection(&mut tx, name).await?;
+        Ok(tx)
+    }
+
     /// Drops the generations of `name` that are neither live nor being rebuilt (the one a swap
     /// retired, or one left behind by an interrupted swap). Waits a bounded time for readers
     /// still using them; what it cannot drop now is dropped by a later call.
     async fn drop_retired_generations(&self, name: &str) {
         let result: Result<()> = async {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(&format!(
-                "set local lock_timeout = {}",
-                self.options.swap_lock_timeout.as_millis()
-            ))
-            .execute(&mut *tx)
-            .await?;
-            registry::lock_projection(&mut tx, name).await?;
+            let mut tx = self.begin_with_bounded_lock_waits(name).await?;
             for schema in registry::orphan_generations(&mut tx, name).await? {
                 registry::drop_schema(&mut tx, &schema).await?;
                 tracing::info!(projection = name, schema, "dropped a retired generation");
