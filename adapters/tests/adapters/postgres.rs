@@ -47,6 +47,33 @@ fn wait_until_dead(pid: i32) {
     }
 }
 
+/// Creates the table `notes` with one row, `body`.
+async fn write_note(url: &str, body: &str) {
+    let pool = postgres::connect(url).await.unwrap();
+    sqlx::query("create table notes (body text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into notes values ($1)")
+        .bind(body)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// Kills the cluster's server as a crash would (SIGKILL, no clean-up); returns its PID.
+fn crash(cluster: EmbeddedPostgres) -> i32 {
+    let pid = postmaster_pid(&cluster);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::mem::forget(cluster); // its server is gone: nothing to stop
+    pid
+}
+
 async fn count_notes(url: &str) -> i64 {
     let pool = postgres::connect(url).await.unwrap();
     let count = sqlx::query_scalar("select count(*) from notes")
@@ -62,16 +89,7 @@ async fn an_embedded_cluster_keeps_its_data_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start(dir.path()).await;
     assert!(cluster.owns_server());
-    let pool = postgres::connect(&cluster.url()).await.unwrap();
-    sqlx::query("create table notes (body text)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("insert into notes values ('kept')")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    write_note(&cluster.url(), "kept").await;
     let first_port = cluster.port();
 
     cluster.stop().await.unwrap();
@@ -114,25 +132,10 @@ async fn a_dropped_cluster_is_stopped() {
 async fn a_stale_postmaster_pid_from_a_crash_does_not_prevent_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start(dir.path()).await;
-    let pool = postgres::connect(&cluster.url()).await.unwrap();
-    sqlx::query("create table notes (body text)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("insert into notes values ('before the crash')")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let pid = postmaster_pid(&cluster);
+    write_note(&cluster.url(), "before the crash").await;
 
     // The server dies without cleaning up; the next start finds its postmaster.pid.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    std::mem::forget(cluster); // its server is gone: nothing to stop
+    let pid = crash(cluster);
     wait_until_dead(pid);
     assert!(dir.path().join("data/postmaster.pid").exists());
     let restarted = start(dir.path()).await;
@@ -278,15 +281,9 @@ async fn a_data_directory_the_server_user_cannot_reach_gets_its_cluster_elsewher
 async fn a_start_right_after_a_crash_waits_out_the_dying_server() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start(dir.path()).await;
-    let pid = postmaster_pid(&cluster);
 
     // No pause: the killed server may still look alive to the next start.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    std::mem::forget(cluster);
+    crash(cluster);
     let restarted = start(dir.path()).await;
 
     assert!(restarted.owns_server(), "a dead server is not joined");
