@@ -92,12 +92,7 @@ impl EventStore {
         let walk = walk(&mut tx, GENESIS, head, progress).await?;
         tx.commit().await?;
         drop(conn);
-        self.record(&walk, head).await?;
-        Ok(ChainReport {
-            checked: walk.checked,
-            head_position: head.position,
-            first_broken: walk.broken,
-        })
+        self.record(walk, head).await
     }
 
     /// Verifies only the events appended since the last successful verification, starting
@@ -129,12 +124,7 @@ impl EventStore {
         };
         tx.commit().await?;
         drop(conn);
-        self.record(&walk, head).await?;
-        Ok(ChainReport {
-            checked: walk.checked,
-            head_position: head.position,
-            first_broken: walk.broken,
-        })
+        self.record(walk, head).await
     }
 
     /// The last recorded verification against the current head, without verifying anything.
@@ -159,8 +149,9 @@ impl EventStore {
         })
     }
 
-    /// Stores how far the chain is known to be intact, and the break if one was found.
-    async fn record(&self, walk: &Walk, head: LogHead) -> Result<()> {
+    /// Stores how far the chain is known to be intact, and the break if one was found; returns
+    /// the report of the run that walked it.
+    async fn record(&self, walk: Walk, head: LogHead) -> Result<ChainReport> {
         let verified = match &walk.broken {
             None => ChainPoint {
                 position: head.position,
@@ -179,7 +170,11 @@ impl EventStore {
         .bind(walk.broken.as_ref().map(|b| b.problem.as_str()))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(ChainReport {
+            checked: walk.checked,
+            head_position: head.position,
+            first_broken: walk.broken,
+        })
     }
 }
 
