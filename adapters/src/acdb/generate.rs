@@ -597,9 +597,7 @@ impl Customer {
             })
             .expect("a site within the total weight");
         let kind = CustomerType::pick(rng);
-        let village = *names::villages(SITES[site].0)
-            .choose(rng)
-            .expect("villages");
+        let village = one_of(names::villages(SITES[site].0), rng);
 
         // Connections run from a year before the window to six weeks before its end, in id order
         // with a few days of jitter (ids are AutoNumbers, given when the record is typed in).
@@ -691,10 +689,7 @@ fn person_names(
     if kind.is_organisation() {
         let name = match kind {
             CustomerType::Sch => format!("{village} Primary School"),
-            CustomerType::Chu => format!(
-                "St. {}'s Church",
-                names::SAINTS.choose(rng).expect("saints")
-            ),
+            CustomerType::Chu => format!("St. {}'s Church", one_of(names::SAINTS, rng)),
             CustomerType::Gov => format!("{village} Health Centre"),
             _ => format!("{village} General Dealer"),
         };
@@ -702,26 +697,23 @@ fn person_names(
     }
     let female = rng.random_bool(0.5);
     let given = |rng: &mut ChaCha8Rng| {
-        if rng.random_bool(0.01) {
-            names::LONG_GIVEN_NAMES.choose(rng)
+        let given_names = if rng.random_bool(0.01) {
+            names::LONG_GIVEN_NAMES
         } else if female {
-            names::FEMALE_NAMES.choose(rng)
+            names::FEMALE_NAMES
         } else {
-            names::MALE_NAMES.choose(rng)
-        }
-        .expect("names")
-        .to_string()
+            names::MALE_NAMES
+        };
+        one_of(given_names, rng).to_string()
     };
     let first = given(rng);
     let middle = rng.random_bool(0.4).then(|| given(rng));
-    let last = if rng.random_bool(0.02) {
+    let surnames = if rng.random_bool(0.02) {
         names::LONG_SURNAMES
     } else {
         names::SURNAMES
-    }
-    .choose(rng)
-    .expect("surnames")
-    .to_string();
+    };
+    let last = one_of(surnames, rng).to_string();
     (Some(first), middle, Some(last))
 }
 
@@ -741,7 +733,7 @@ fn write_customer(
                 Cell::Str(&account.meter),
                 Cell::Str(c.site_code()),
                 Cell::Owned(datetime_text(account.opened)),
-                Cell::Str(names::STAFF.choose(rng).expect("staff")),
+                Cell::Str(one_of(names::STAFF, rng)),
             ],
         )?;
         write_meter(w, plan, c, account, rng)?;
@@ -903,7 +895,7 @@ fn write_customer_row(
             if empty {
                 Cell::Null
             } else {
-                Cell::Str(names::STAFF.choose(rng).expect("staff"))
+                Cell::Str(one_of(names::STAFF, rng))
             },
         ],
     )
@@ -964,7 +956,7 @@ fn write_meter(
             Cell::Owned(datetime_text(
                 a.opened + Duration::seconds(rng.random_range(28_800..61_200)),
             )),
-            Cell::Str(names::STAFF.choose(rng).expect("staff")),
+            Cell::Str(one_of(names::STAFF, rng)),
         ],
     )
 }
@@ -1106,19 +1098,25 @@ fn typical_amount_e4(kind: CustomerType) -> i64 {
     }
 }
 
+/// One element of `list`, one of the generator's constant lists (none of them is empty).
+fn one_of<T: Copy>(list: &[T], rng: &mut ChaCha8Rng) -> T {
+    *list
+        .choose(rng)
+        .expect("the generator's lists are constants, none of them empty")
+}
+
 /// LSL × 10⁴: mostly round amounts, some with cents, a few with four decimals (Access Currency).
 fn purchase_amount_e4(kind: CustomerType, rng: &mut ChaCha8Rng) -> i64 {
     const HOUSEHOLD: &[i64] = &[
         10, 15, 20, 20, 25, 30, 30, 40, 50, 50, 60, 75, 100, 150, 200,
     ];
     const BUSINESS: &[i64] = &[50, 100, 100, 150, 200, 250, 300, 500];
-    let lsl = *if kind == CustomerType::Hh {
+    let amounts = if kind == CustomerType::Hh {
         HOUSEHOLD
     } else {
         BUSINESS
-    }
-    .choose(rng)
-    .expect("amounts");
+    };
+    let lsl = one_of(amounts, rng);
     match rng.random_range(0..1000) {
         0..5 => [166_667, 333_333, 123_456, 87_655][rng.random_range(0..4)],
         5..55 => lsl * 10_000 + 5_000,
