@@ -5,7 +5,7 @@ use domain::phone::PhoneNumber;
 use projections::customers::{self, Customer};
 use projections::{ProjectorRunner, ReadModels};
 
-use crate::support::{account_row, customer_row, datetime, meter_row, text, Harness};
+use crate::support::{account_row, customer_row, datetime, decimal, meter_row, text, Harness};
 
 /// A village's worth of rows, each customer reachable a different way:
 /// - 101 Mpho: an account row and a tblmeter row for 0045MAK, a Copy Of tblmeter row for 0099MAK,
@@ -147,12 +147,7 @@ async fn a_customer_is_found_by_id_with_phones_site_dates_and_account_numbers() 
         mpho.record().unwrap().email.as_deref(),
         Some("mpho@example.org")
     );
-    assert_eq!(
-        mpho.source_row.get("GPS X"),
-        &AcdbValue::Decimal {
-            decimal: "27.7312".parse().unwrap()
-        }
-    );
+    assert_eq!(mpho.source_row.get("GPS X"), &decimal("27.7312"));
     assert!(thabo.terminated);
     assert_eq!(
         thabo.date_terminated,

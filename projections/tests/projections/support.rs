@@ -151,18 +151,19 @@ impl Capture {
             .with("ID", AcdbValue::Int(id))
             .with("accountnumber", text(account))
             .with("transaction date", datetime("2024-05-01T10:00:00"))
-            .with(
-                "transaction amount",
-                AcdbValue::Decimal {
-                    decimal: amount.parse().unwrap(),
-                },
-            );
+            .with("transaction amount", decimal(amount));
         self.row("tblaccounthistory1", row).await
     }
 }
 
 pub(crate) fn text(s: &str) -> AcdbValue {
     AcdbValue::Text(s.to_string())
+}
+
+pub(crate) fn decimal(s: &str) -> AcdbValue {
+    AcdbValue::Decimal {
+        decimal: s.parse().unwrap(),
+    }
 }
 
 pub(crate) fn datetime(s: &str) -> AcdbValue {
@@ -198,22 +199,17 @@ pub(crate) fn customer_row(
         .with("DATE SERVICE TERMINATED", AcdbValue::Null)
         .with("ID NUMBER", text("010203040"))
         .with("CUSTOMER POSITION", text("HH"))
-        .with(
-            "GPS X",
-            AcdbValue::Decimal {
-                decimal: "27.7312".parse().unwrap(),
-            },
-        )
-        .with(
-            "GPS Y",
-            AcdbValue::Decimal {
-                decimal: "-29.4051".parse().unwrap(),
-            },
-        )
+        .with("GPS X", decimal("27.7312"))
+        .with("GPS Y", decimal("-29.4051"))
         .with("GENDER", text("Female"))
         .with("COUNTRY", text("Lesotho"))
         .with("RECORD CREATE DATE", datetime("2023-04-12T09:30:00"))
         .with("RECORD CREATED BY", text("CC Portal"))
+}
+
+/// The community an account number names: its site code, the last three characters.
+fn community_of(account: &str) -> AcdbValue {
+    text(&account[account.len().saturating_sub(3)..].to_uppercase())
 }
 
 /// A `tblaccountnumbers` row.
@@ -222,10 +218,7 @@ pub(crate) fn account_row(account: &str, customer_id: i64, meter_id: &str) -> Ac
         .with("accountnumber", text(account))
         .with("customerid", AcdbValue::Int(customer_id))
         .with("meterid", text(meter_id))
-        .with(
-            "community",
-            text(&account[account.len().saturating_sub(3)..].to_uppercase()),
-        )
+        .with("community", community_of(account))
         .with("opened date", datetime("2023-04-12T00:00:00"))
         .with("created by", text("CC Portal"))
 }
@@ -237,22 +230,9 @@ pub(crate) fn meter_row(meter_id: &str, account: &str, customer_id: i64) -> Acdb
         .with("accountnumber", text(account))
         .with("customer id", AcdbValue::Int(customer_id))
         .with("customer type", text("HH"))
-        .with(
-            "community",
-            text(&account[account.len().saturating_sub(3)..].to_uppercase()),
-        )
-        .with(
-            "latitude",
-            AcdbValue::Decimal {
-                decimal: "-29.4051".parse().unwrap(),
-            },
-        )
-        .with(
-            "longitude",
-            AcdbValue::Decimal {
-                decimal: "27.7312".parse().unwrap(),
-            },
-        )
+        .with("community", community_of(account))
+        .with("latitude", decimal("-29.4051"))
+        .with("longitude", decimal("27.7312"))
         .with("Village name", text("Ha Makebe"))
         .with("current status", AcdbValue::Int(1))
         .with("customer connect date", datetime("2023-04-12T00:00:00"))
