@@ -62,6 +62,7 @@ use rand_chacha::ChaCha8Rng;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Statement, ToSql};
 
+use super::quote;
 use crate::{Error, Result};
 
 /// How big a synthetic ACDB to generate.
@@ -295,10 +296,6 @@ fn is_measured_float(column: &str) -> bool {
         column,
         "GPS X" | "GPS Y" | "latitude" | "longitude" | "powerkW"
     )
-}
-
-fn quote(name: &str) -> String {
-    format!("[{name}]")
 }
 
 /// The tables in [`CAPTURED_TABLES`] order.

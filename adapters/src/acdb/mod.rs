@@ -124,3 +124,20 @@ pub fn open(location: &AcdbLocation) -> Result<Box<dyn AcdbReader>> {
         AcdbLocation::File(path) => Box::new(file::FileReader::open(path)?),
     })
 }
+
+/// `[name]`, with a `]` inside doubled (SQLite's rule; Access names cannot hold one): how ACDB
+/// SQL names tables and columns, read over ODBC or written into a generated ACDB.
+fn quote(name: &str) -> String {
+    format!("[{}]", name.replace(']', "]]"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bracketed() {
+        assert_eq!(quote("Copy Of tblmeter"), "[Copy Of tblmeter]");
+        assert_eq!(quote("odd]name"), "[odd]]name]");
+    }
+}

@@ -31,7 +31,7 @@ use odbc_api::{
 };
 
 use super::typing::{format_datetime, type_text};
-use super::{AcdbReader, ColumnInfo, Dialect, Scan, ScanFilter};
+use super::{quote, AcdbReader, ColumnInfo, Dialect, Scan, ScanFilter};
 use crate::{Error, Result};
 
 /// Largest buffer a column starts with, in characters (bytes for narrow text).
@@ -677,11 +677,6 @@ fn parameter(part: &KeyPart, dialect: Dialect) -> Box<dyn InputParameter> {
     }
 }
 
-/// `[name]`, with a `]` inside doubled (SQLite's rule; Access names cannot hold one).
-fn quote(name: &str) -> String {
-    format!("[{}]", name.replace(']', "]]"))
-}
-
 /// The driver's diagnostic as one line: its message and SQLSTATE, without odbc-api's framing.
 fn one_line(error: &odbc_api::Error) -> String {
     let text = match error {
@@ -808,11 +803,5 @@ mod tests {
             "Driver=SQLite3;Database=StepAPI.db",
             "StepAPI"
         ));
-    }
-
-    #[test]
-    fn names_are_bracketed() {
-        assert_eq!(quote("Copy Of tblmeter"), "[Copy Of tblmeter]");
-        assert_eq!(quote("odd]name"), "[odd]]name]");
     }
 }
