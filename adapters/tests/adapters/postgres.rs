@@ -74,6 +74,15 @@ fn crash(cluster: EmbeddedPostgres) -> i32 {
     pid
 }
 
+/// Connects to `url` and closes the connection again; fails the test if the server refuses.
+async fn connect_once(url: &str) {
+    postgres::connect(url)
+        .await
+        .expect("the server accepts connections")
+        .close()
+        .await;
+}
+
 async fn count_notes(url: &str) -> i64 {
     let pool = postgres::connect(url).await.unwrap();
     let count = sqlx::query_scalar("select count(*) from notes")
@@ -109,7 +118,7 @@ async fn a_stopped_cluster_no_longer_accepts_connections() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start(dir.path()).await;
     let url = cluster.url();
-    postgres::connect(&url).await.unwrap().close().await;
+    connect_once(&url).await;
 
     cluster.stop().await.unwrap();
 
@@ -165,11 +174,7 @@ async fn a_postmaster_pid_naming_another_live_process_does_not_prevent_a_start()
     let restarted = start(dir.path()).await;
 
     assert!(restarted.owns_server());
-    postgres::connect(&restarted.url())
-        .await
-        .unwrap()
-        .close()
-        .await;
+    connect_once(&restarted.url()).await;
     restarted.stop().await.unwrap();
 }
 
@@ -183,11 +188,7 @@ async fn a_second_start_joins_the_running_server_and_leaves_it_to_its_owner() {
     assert!(!joiner.owns_server());
     assert_eq!(joiner.url(), owner.url());
     joiner.stop().await.unwrap();
-    postgres::connect(&owner.url())
-        .await
-        .expect("the owner's server still runs")
-        .close()
-        .await;
+    connect_once(&owner.url()).await; // the owner's server still runs
     owner.stop().await.unwrap();
 }
 
@@ -265,11 +266,7 @@ async fn a_data_directory_the_server_user_cannot_reach_gets_its_cluster_elsewher
     } else {
         assert_eq!(cluster.cluster_dir(), canonical);
     }
-    postgres::connect(&cluster.url())
-        .await
-        .unwrap()
-        .close()
-        .await;
+    connect_once(&cluster.url()).await;
     let cluster_dir = cluster.cluster_dir().to_path_buf();
     cluster.stop().await.unwrap();
     if cluster_dir != canonical {
@@ -287,10 +284,6 @@ async fn a_start_right_after_a_crash_waits_out_the_dying_server() {
     let restarted = start(dir.path()).await;
 
     assert!(restarted.owns_server(), "a dead server is not joined");
-    postgres::connect(&restarted.url())
-        .await
-        .unwrap()
-        .close()
-        .await;
+    connect_once(&restarted.url()).await;
     restarted.stop().await.unwrap();
 }
