@@ -21,13 +21,17 @@
 //! states, rejected rows and the checkpoint (the last key of the chunk) commit in one
 //! transaction, so an import killed anywhere resumes after the last committed chunk
 //! (`ScanFilter::KeyAfter`) and emits no duplicate. Snapshot rows are new by construction, so
-//! no per-row lookup is made: the row states are inserted with `on conflict do nothing`, and
-//! only when fewer rows than expected went in are the conflicting keys looked up — a stored
-//! hash equal to the row's is the same row read again after a resume (its event id is the
-//! stored one, which the append skips), another hash is a duplicate key, rejected.
+//! no per-row lookup is made: the row states go in with a plain COPY, and only when it meets a
+//! stored key (the primary key refuses it) does the chunk start over with an insert that skips
+//! stored keys and says which went in. Those that did not are looked up — a stored hash equal
+//! to the row's is the same row read again after a resume (already imported: no event), another
+//! hash is a duplicate key, rejected. The events are then appended without the event store's
+//! duplicate-id lookup (`OnDuplicate::Fail`): a row's state and its event commit together, so an
+//! event whose row state was just inserted cannot be stored yet.
 //!
-//! Throughput: the reader runs on a blocking thread and computes keys, hashes and the events
-//! themselves there, handing chunks over a channel of capacity one; and two chunks are in
+//! Throughput: the reader runs on a blocking thread and computes keys, hashes and the encoded
+//! events themselves there (payload and metadata JSON, written once; the raw row is dropped
+//! there), handing chunks over a channel of capacity one; and two chunks are in
 //! flight on two connections — the next chunk's row states are written while the previous
 //! chunk appends its events and commits. The next chunk settles only after checking, under the
 //! table's row lock, that the checkpoint is the one the previous chunk committed, so commits

@@ -3,7 +3,12 @@
 //! The reader lives on a blocking thread for each call. A scan computes every row's key and
 //! content hash on that thread (so the hashing overlaps the PostgreSQL work on the async side)
 //! and hands chunks over a channel of capacity one: at most three chunks exist at once (one
-//! being read, one queued, one being written), whatever the table size.
+//! being read, one queued, one being written), whatever the table size. The reader itself
+//! hands rows over in batches of at most [`READ_BATCH_ROWS`], so that raw source rows never
+//! pile up a whole chunk deep before they are prepared (a prepared snapshot row is its encoded
+//! event, a fraction of the size of the row it came from).
+
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -15,6 +20,10 @@ use domain::catalog::{RejectReason, RowKey, TableSpec};
 use super::ReaderFactory;
 use crate::acdb::{AcdbReader, Scan, ScanFilter};
 use crate::{Error, Result};
+
+/// Rows per batch the ACDB reader hands over: large enough that the per-batch cost vanishes,
+/// small enough that a batch of raw rows is a few megabytes.
+pub(super) const READ_BATCH_ROWS: usize = 1_000;
 
 /// One source row with what the capture derives from it.
 pub(super) struct ScannedRow {
@@ -118,9 +127,13 @@ impl Source {
             let mut pending: Vec<T> = Vec::with_capacity(chunk_rows);
             let mut read_at = Utc::now();
             let mut receiver_gone = false;
+            let started = Instant::now();
+            // Time spent waiting for the consumer to take a chunk: the reader was not the
+            // bottleneck for that long.
+            let mut blocked = Duration::ZERO;
             let scan = Scan {
                 filter,
-                batch_size: chunk_rows,
+                batch_size: chunk_rows.min(READ_BATCH_ROWS),
             };
             let result = reader.scan(spec, &scan, &mut |rows| {
                 for row in rows {
@@ -137,7 +150,10 @@ impl Source {
                     pending.push(prepare(scanned, read_at));
                     if pending.len() >= chunk_rows {
                         let rows = std::mem::replace(&mut pending, Vec::with_capacity(chunk_rows));
-                        if tx.blocking_send(Chunk { rows, read_at }).is_err() {
+                        let waiting = Instant::now();
+                        let sent = tx.blocking_send(Chunk { rows, read_at });
+                        blocked += waiting.elapsed();
+                        if sent.is_err() {
                             receiver_gone = true;
                             return false;
                         }
@@ -152,6 +168,13 @@ impl Source {
                     read_at,
                 });
             }
+            tracing::debug!(
+                table = spec.table,
+                rows = ordinal,
+                reading_s = (started.elapsed() - blocked).as_secs_f64(),
+                waiting_for_consumer_s = blocked.as_secs_f64(),
+                "scan timings"
+            );
             (Some(reader), result)
         });
         TableScan {

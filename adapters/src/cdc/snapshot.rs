@@ -2,6 +2,7 @@
 //! chunk committed with its checkpoint.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -9,19 +10,19 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use domain::acdb::RowHash;
 use domain::catalog::{KeyPart, RejectReason, RowKey, TableSpec};
-use domain::event::NewEvent;
-use domain::record::RowChange;
 
-use super::events::EventFactory;
+use super::events::{EventFactory, SnapshotEncoder};
 use super::scan::{Chunk, ScannedRow, Source};
 use super::state::{self, Drift, Reject};
 use super::{CycleContext, Phase, TablePhase, TableReport};
 use crate::acdb::ScanFilter;
-use crate::store::EventStore;
+use crate::store::copy::BinaryCopy;
+use crate::store::{EncodedEvent, EventStore, OnDuplicate};
 use crate::{Error, Result};
 
-/// A source row made ready for import on the reader's thread: its event is built there, so that
-/// building overlaps the previous chunk's writes.
+/// A source row made ready for import on the reader's thread: its event is encoded there (the
+/// row itself is dropped there too), so that this work overlaps the previous chunk's writes and
+/// a chunk in memory is about the size of its events' text.
 struct SnapshotRow {
     /// Position in this scan, from 1.
     ordinal: u64,
@@ -34,20 +35,20 @@ struct Keyed {
     key: RowKey,
     /// The key's display form: the aggregate id.
     id: String,
-    event: NewEvent,
+    /// Fails only for a key PostgreSQL cannot store (a NUL character): the chunk fails with it.
+    event: Result<EncodedEvent>,
 }
 
 fn prepare(
     spec: &'static TableSpec,
-    events: &EventFactory,
+    encoder: &mut SnapshotEncoder,
     row: ScannedRow,
     read_at: DateTime<Utc>,
 ) -> SnapshotRow {
     let watermark = state::watermark_of(spec, &row.row);
     let keyed = row.key.map(|key| {
         let id = key.to_string();
-        let change = RowChange::Created { row: row.row };
-        let event = events.event(&id, 1, &change, row.hash, read_at, None);
+        let event = encoder.created(&id, &row.row, row.hash, read_at);
         Keyed { key, id, event }
     });
     SnapshotRow {
@@ -102,11 +103,11 @@ pub(super) async fn run(
         Some(key) => ScanFilter::KeyAfter(key.clone()),
         None => ScanFilter::All,
     };
-    let events = EventFactory {
+    let mut encoder = SnapshotEncoder::new(EventFactory {
         spec,
         phase: Phase::Snapshot,
         correlation_id: cx.correlation_id,
-    };
+    });
     let mut position = Position {
         checkpoint: started.checkpoint.clone(),
         rows: already,
@@ -118,7 +119,7 @@ pub(super) async fn run(
 
     let mut scan =
         source.scan_prepared(spec, filter, cdc.config.chunk_rows, move |row, read_at| {
-            prepare(spec, &events, row, read_at)
+            prepare(spec, &mut encoder, row, read_at)
         });
     // Two chunks in flight: the next chunk's row states are written (on a connection of its
     // own) while the previous chunk appends its events and commits. The next chunk commits
@@ -129,33 +130,44 @@ pub(super) async fn run(
         columns: &columns_json,
         schema_note: note.as_deref(),
     };
-    let mut pending: Option<Staged> = None;
-    loop {
-        let chunk = scan.next().await;
-        let settled = match (pending.take(), chunk) {
-            (None, None) => break,
-            (Some(staged), None) => {
-                let rows = settle.run(staged, &mut position, &mut report).await?;
-                cdc.progress.rows_done(table, rows);
-                break;
+    // Where the time goes, logged at the end (debug): writing the row states, settling, and
+    // waiting for the reader with nothing else to do.
+    let busy = Busy::default();
+    let mut pending: Option<Staged> = match scan.next().await {
+        None => None,
+        Some(chunk) => Some(
+            busy.stage
+                .time(stage(&cdc.pool, table, position.scan_base, chunk))
+                .await?,
+        ),
+    };
+    while let Some(staged) = pending.take() {
+        // The next chunk is read and staged while this one settles; it commits only after this
+        // one did (see `Settle::settle`).
+        let scan_base = position.scan_base;
+        let (settled, next) = tokio::join!(
+            busy.settle
+                .time(settle.run(staged, &mut position, &mut report)),
+            async {
+                let chunk = busy.wait.time(scan.next()).await?;
+                Some(
+                    busy.stage
+                        .time(stage(&cdc.pool, table, scan_base, chunk))
+                        .await,
+                )
             }
-            (None, Some(chunk)) => {
-                pending = Some(stage(&cdc.pool, table, position.scan_base, chunk).await?);
-                continue;
-            }
-            (Some(staged), Some(chunk)) => {
-                let scan_base = position.scan_base;
-                let (settled, next) = tokio::join!(
-                    settle.run(staged, &mut position, &mut report),
-                    stage(&cdc.pool, table, scan_base, chunk)
-                );
-                let rows = settled?;
-                pending = Some(next?);
-                rows
-            }
-        };
-        cdc.progress.rows_done(table, settled);
+        );
+        let rows = settled?;
+        pending = next.transpose()?;
+        cdc.progress.rows_done(table, rows);
     }
+    tracing::debug!(
+        table,
+        staging_s = busy.stage.seconds(),
+        settling_s = busy.settle.seconds(),
+        waiting_for_reader_s = busy.wait.seconds(),
+        "import timings"
+    );
     scan.finish().await?;
 
     let now = Utc::now();
@@ -185,14 +197,42 @@ pub(super) async fn run(
     Ok(report)
 }
 
+/// Time spent in each step of the import's pipeline.
+#[derive(Default)]
+struct Busy {
+    stage: Stopwatch,
+    settle: Stopwatch,
+    wait: Stopwatch,
+}
+
+/// Total time spent awaiting some futures, in nanoseconds; shared by concurrent ones, each
+/// timing itself.
+#[derive(Default)]
+struct Stopwatch(AtomicU64);
+
+impl Stopwatch {
+    async fn time<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let out = work.await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+        out
+    }
+
+    fn seconds(&self) -> f64 {
+        self.0.load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
 /// A chunk whose row states are written, in its open transaction.
 struct Staged {
     tx: Transaction<'static, Postgres>,
     rows: u64,
     keyed: Vec<KeyedRow>,
     rejects: Vec<Reject>,
-    /// Row states the chunk inserted (fewer than `keyed` when some key was already stored).
-    inserted: u64,
+    /// The keys whose row state the chunk inserted, when that is not all of `keyed` (some key
+    /// was stored already); `None` when every row's state went in.
+    inserted: Option<HashSet<String>>,
     last_key: Option<RowKey>,
     watermark: Option<KeyPart>,
     read_at: DateTime<Utc>,
@@ -222,30 +262,27 @@ async fn stage(
                     id,
                     hash: row.hash,
                     ordinal,
-                    event,
+                    event: event?,
                 });
             }
         }
     }
     let keyed = drop_repeats_in_chunk(keyed, &mut rejects);
 
-    // The row states' primary key finds a key an earlier chunk already imported, wherever the
-    // source sorted it (see `settle`).
+    // Snapshot rows are new by construction: their states go in with a plain COPY. The row
+    // states' primary key refuses a key an earlier chunk already imported, wherever the source
+    // sorted it (a resumed scan reading a row again, or a duplicate key): then the chunk starts
+    // over with an insert that skips such keys, and `settle` looks them up.
     let mut tx = pool.begin().await?;
-    let keys: Vec<&str> = keyed.iter().map(|r| r.id.as_str()).collect();
-    let hashes: Vec<&[u8]> = keyed.iter().map(|r| &r.hash.0[..]).collect();
-    let inserted = sqlx::query(
-        "insert into cdc_row_state (table_name, row_key, row_hash, sequence, live)
-         select $1, k, h, 1, true from unnest($2::text[], $3::bytea[]) as t(k, h)
-         on conflict (table_name, row_key) do nothing",
-    )
-    .bind(table)
-    .bind(&keys)
-    .bind(&hashes)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    drop((keys, hashes));
+    let inserted = match copy_row_states(&mut tx, table, &keyed).await {
+        Ok(()) => None,
+        Err(error) if is_unique_violation(&error) => {
+            tx.rollback().await?;
+            tx = pool.begin().await?;
+            Some(insert_new_row_states(&mut tx, table, &keyed).await?)
+        }
+        Err(error) => return Err(error.into()),
+    };
     Ok(Staged {
         tx,
         rows,
@@ -256,6 +293,69 @@ async fn stage(
         watermark,
         read_at: chunk.read_at,
     })
+}
+
+/// The row states (sequence 1, live) of `keyed`, with a COPY that fails if a key is stored.
+async fn copy_row_states(
+    conn: &mut PgConnection,
+    table: &str,
+    keyed: &[KeyedRow],
+) -> std::result::Result<(), sqlx::Error> {
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let mut rows = BinaryCopy::with_capacity(keyed.len() * (table.len() + 96));
+    for row in keyed {
+        rows.row(5);
+        rows.text(table);
+        rows.text(&row.id);
+        rows.bytea(&row.hash.0);
+        rows.int8(1);
+        rows.bool(true);
+    }
+    rows.end();
+    let mut copy = conn
+        .copy_in_raw(
+            "copy cdc_row_state (table_name, row_key, row_hash, sequence, live) from stdin with (format binary)",
+        )
+        .await?;
+    if let Err(error) = copy.send(rows.take()).await {
+        // The server's own error, if it sent one, is the more useful of the two.
+        return Err(copy
+            .abort("sending the row states failed")
+            .await
+            .err()
+            .unwrap_or(error));
+    }
+    copy.finish().await.map(drop)
+}
+
+/// The row states of `keyed` whose key is not stored yet; returns the keys that went in. Waits
+/// for a concurrent chunk's transaction that inserted one of the keys to end, so the answer is
+/// exact once that chunk has committed.
+async fn insert_new_row_states(
+    conn: &mut PgConnection,
+    table: &str,
+    keyed: &[KeyedRow],
+) -> Result<HashSet<String>> {
+    let keys: Vec<&str> = keyed.iter().map(|r| r.id.as_str()).collect();
+    let hashes: Vec<&[u8]> = keyed.iter().map(|r| &r.hash.0[..]).collect();
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "insert into cdc_row_state (table_name, row_key, row_hash, sequence, live)
+         select $1, k, h, 1, true from unnest($2::text[], $3::bytea[]) as t(k, h)
+         on conflict (table_name, row_key) do nothing
+         returning row_key",
+    )
+    .bind(table)
+    .bind(&keys)
+    .bind(&hashes)
+    .fetch_all(conn)
+    .await?;
+    Ok(inserted.into_iter().collect())
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
 /// What settling a chunk needs besides the chunk.
@@ -319,7 +419,7 @@ impl Settle<'_> {
         rows: u64,
         keyed: Vec<KeyedRow>,
         mut rejects: Vec<Reject>,
-        inserted: u64,
+        inserted: Option<HashSet<String>>,
         last_key: Option<RowKey>,
         watermark: Option<KeyPart>,
         read_at: DateTime<Utc>,
@@ -332,29 +432,43 @@ impl Settle<'_> {
                 "{table}: another capture process imported this table meanwhile; this one stops"
             )));
         }
-        let conflicts = if inserted == keyed.len() as u64 {
-            HashSet::new()
-        } else {
-            other_rows_with_same_key(tx, table, &keyed).await?
+        let inserted_rows = inserted.as_ref().map_or(keyed.len(), HashSet::len) as u64;
+        // The keys stored before this chunk, with their row's hash.
+        let stored = match &inserted {
+            None => HashMap::new(),
+            Some(inserted) => {
+                let before: Vec<&str> = keyed
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .filter(|id| !inserted.contains(*id))
+                    .collect();
+                stored_row_hashes(tx, table, &before).await?
+            }
         };
+        drop(inserted);
         let mut new_events = Vec::with_capacity(keyed.len());
+        let mut imported_before = 0u64;
         for row in keyed {
-            if conflicts.contains(&row.id) {
-                rejects.push(Reject::duplicate(&row.id, row.ordinal));
-            } else {
-                // Includes a row a resumed scan read again after its chunk was committed: its
-                // event id is the stored one, which the append skips.
-                new_events.push(row.event);
+            match stored.get(&row.id) {
+                None => new_events.push(row.event),
+                // The row itself, imported by an earlier chunk or run that read it too (a
+                // resumed scan reading it again): its event is stored already.
+                Some(hash) if hash[..] == row.hash.0[..] => imported_before += 1,
+                // Another row with a key an earlier chunk imported.
+                Some(_) => rejects.push(Reject::duplicate(&row.id, row.ordinal)),
             }
         }
-        let appended = EventStore::append_in(&mut *tx, &new_events).await?;
-        if appended.duplicates > 0 {
+        if imported_before > 0 {
             tracing::debug!(
                 table,
-                duplicates = appended.duplicates,
+                rows = imported_before,
                 "rows read again after a resume: already imported"
             );
         }
+        // Every event left is new: its row state was just inserted, in this transaction, and a
+        // row's state and its event always commit together.
+        let appended =
+            EventStore::append_encoded_in(&mut *tx, &new_events, OnDuplicate::Fail).await?;
         drop(new_events);
         state::record_rejects(&mut *tx, table, &rejects, read_at).await?;
 
@@ -371,7 +485,7 @@ impl Settle<'_> {
         .bind(table)
         .bind(checkpoint.as_ref().map(Json))
         .bind(rows as i64)
-        .bind(inserted as i64)
+        .bind(inserted_rows as i64)
         .bind(appended.appended as i64)
         .bind(watermark.as_ref().map(Json))
         .bind(read_at)
@@ -401,7 +515,7 @@ struct KeyedRow {
     id: String,
     hash: RowHash,
     ordinal: u64,
-    event: NewEvent,
+    event: EncodedEvent,
 }
 
 /// Keeps the first row of each key in the chunk; the others are rejected as duplicates.
@@ -421,26 +535,18 @@ fn drop_repeats_in_chunk(keyed: Vec<KeyedRow>, rejects: &mut Vec<Reject>) -> Vec
         .collect()
 }
 
-/// The keys whose stored row state holds another row's hash: keys an earlier chunk imported
-/// for a different row, i.e. duplicates. A stored hash equal to the row's is this row, imported
-/// now or by an earlier run that read it too. Only called when some key was already stored.
-async fn other_rows_with_same_key(
+/// The stored row hash of each of `keys`. Only called when some key was already stored.
+async fn stored_row_hashes(
     tx: &mut PgConnection,
     table: &str,
-    keyed: &[KeyedRow],
-) -> Result<HashSet<String>> {
-    let keys: Vec<&str> = keyed.iter().map(|r| r.id.as_str()).collect();
+    keys: &[&str],
+) -> Result<HashMap<String, Vec<u8>>> {
     let stored: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "select row_key, row_hash from cdc_row_state where table_name = $1 and row_key = any($2)",
     )
     .bind(table)
-    .bind(&keys)
+    .bind(keys)
     .fetch_all(&mut *tx)
     .await?;
-    let stored: HashMap<String, Vec<u8>> = stored.into_iter().collect();
-    Ok(keyed
-        .iter()
-        .filter(|r| stored.get(&r.id).is_some_and(|h| h[..] != r.hash.0[..]))
-        .map(|r| r.id.clone())
-        .collect())
+    Ok(stored.into_iter().collect())
 }
