@@ -23,6 +23,7 @@ pub struct Health {
 }
 
 impl ReadModels {
+    /// The read models reached through `pool`.
     pub fn new(pool: PgPool) -> Self {
         ReadModels { pool }
     }
@@ -64,8 +65,9 @@ impl ReadModels {
 
     /// The log head and the customer count; an error means the database cannot answer.
     pub async fn health(&self) -> Result<Health> {
-        let mut conn = self.pool.acquire().await?;
-        let event_log_head = log::head(&mut conn).await?;
+        // The connection goes back to the pool before the count takes one: a health check
+        // never holds two.
+        let event_log_head = log::head(&mut *self.pool.acquire().await?).await?;
         let customer_count = customers::customer_count(&self.pool).await?;
         Ok(Health {
             event_log_head,
