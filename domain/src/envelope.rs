@@ -143,7 +143,7 @@ impl Envelope {
             actor,
             correlation_id,
             causation_id: None,
-            occurred_at: maseru_time(Utc::now()),
+            occurred_at: maseru_now(),
             cdc: None,
         }
     }
