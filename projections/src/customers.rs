@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use domain::acdb::AcdbRow;
-use domain::catalog::CAPTURED_TABLES;
+use domain::catalog::spec_for_aggregate;
 use domain::event::StoredEvent;
 use domain::phone::PhoneNumber;
 use domain::record::{kinds, RecordKind, RowChange};
@@ -44,9 +44,7 @@ const AGGREGATE_TYPES: &[&str] = &[CUSTOMER, ACCOUNT, METER, METER_REGISTER_COPY
 /// The ACDB table whose rows become events of `aggregate_type` (the catalogue is the one place
 /// that spells table names).
 fn source_table(aggregate_type: &str) -> &'static str {
-    CAPTURED_TABLES
-        .iter()
-        .find(|t| t.aggregate_type == aggregate_type)
+    spec_for_aggregate(aggregate_type)
         .map(|t| t.table)
         .expect("every aggregate type this read model reads is in the catalogue")
 }
