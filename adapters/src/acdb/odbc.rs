@@ -410,14 +410,15 @@ impl FetchColumn {
     }
 
     fn value(&self, slice: AnyColumnBufferSlice<'_>, row: usize) -> AcdbValue {
-        let text = if self.binary {
+        if self.binary {
             return match slice.as_binary().and_then(|s| s.get(row)) {
                 Some(bytes) => AcdbValue::Bytes {
                     bytes: bytes.to_vec(),
                 },
                 None => AcdbValue::Null,
             };
-        } else if WIDE_TEXT {
+        }
+        let text = if WIDE_TEXT {
             match slice.as_wide_text().and_then(|s| s.get(row)) {
                 None => return AcdbValue::Null,
                 Some(units) => match String::from_utf16(units) {
