@@ -50,18 +50,20 @@ pub(crate) async fn head(conn: &mut PgConnection) -> Result<i64> {
     Ok(head)
 }
 
-type EventRow = (
-    i64,
-    Uuid,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    serde_json::Value,
-    serde_json::Value,
-    DateTime<Utc>,
-);
+/// An `event_log` row as [`SELECT_EVENTS`] reads it.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    position: i64,
+    event_id: Uuid,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+    recorded_at: DateTime<Utc>,
+}
 
 const SELECT_EVENTS: &str =
     "select position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
@@ -112,7 +114,7 @@ pub(crate) async fn read_batch(
     // A full batch may have stopped short of `upper`; a short one read everything up to it.
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limits.events;
     let new_checkpoint = match rows.last() {
-        Some(last) if full => last.0,
+        Some(last) if full => last.position,
         _ => upper,
     };
     let events = rows
@@ -127,34 +129,22 @@ pub(crate) async fn read_batch(
 }
 
 fn stored_event(row: EventRow) -> Result<StoredEvent> {
-    let (
-        position,
-        event_id,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type,
-        event_version,
-        payload,
-        metadata,
-        recorded_at,
-    ) = row;
-    let metadata = metadata_map(metadata).map_err(|reason| Error::UnreadableEvent {
-        position,
-        event_type: event_type.clone(),
+    let metadata = metadata_map(row.metadata).map_err(|reason| Error::UnreadableEvent {
+        position: row.position,
+        event_type: row.event_type.clone(),
         reason,
     })?;
     Ok(StoredEvent {
-        position,
-        event_id,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type,
-        event_version,
-        payload,
+        position: row.position,
+        event_id: row.event_id,
+        aggregate_type: row.aggregate_type,
+        aggregate_id: row.aggregate_id,
+        sequence: row.sequence,
+        event_type: row.event_type,
+        event_version: row.event_version,
+        payload: row.payload,
         metadata,
-        recorded_at,
+        recorded_at: row.recorded_at,
     })
 }
 
