@@ -85,8 +85,8 @@ pub(crate) async fn rebuild_running(conn: &mut PgConnection, name: &str) -> Resu
     Ok(running)
 }
 
-/// A projection's registry row.
-#[derive(Debug, Clone)]
+/// A projection's registry row, with the rebuild in progress if there is one.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct RegistryRow {
     pub(crate) name: String,
     pub(crate) live_generation: i32,
@@ -98,44 +98,21 @@ pub(crate) struct RegistryRow {
     pub(crate) rebuild_position: Option<i64>,
 }
 
-type RegistryTuple = (
-    String,
-    i32,
-    i64,
-    String,
-    Option<DateTime<Utc>>,
-    Option<String>,
-    Option<i32>,
-    Option<i64>,
-);
-
-const SELECT_REGISTRY: &str = "select r.name, r.live_generation, r.position, r.status, r.last_applied_at, r.last_error, \
-     b.generation, b.position from projection_registry r left join projection_rebuilds b on b.name = r.name";
-
-fn registry_row(t: RegistryTuple) -> RegistryRow {
-    RegistryRow {
-        name: t.0,
-        live_generation: t.1,
-        position: t.2,
-        status: t.3,
-        last_applied_at: t.4,
-        last_error: t.5,
-        rebuild_generation: t.6,
-        rebuild_position: t.7,
-    }
-}
+const SELECT_REGISTRY: &str =
+    "select r.name, r.live_generation, r.position, r.status, r.last_applied_at, r.last_error, \
+     b.generation as rebuild_generation, b.position as rebuild_position \
+     from projection_registry r left join projection_rebuilds b on b.name = r.name";
 
 /// The registry row of `name`, if the projection has been made ready.
 pub(crate) async fn registry_row_of(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<Option<RegistryRow>> {
-    let row: Option<RegistryTuple> =
-        sqlx::query_as(&format!("{SELECT_REGISTRY} where r.name = $1"))
-            .bind(name)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(registry_row))
+    let row = sqlx::query_as(&format!("{SELECT_REGISTRY} where r.name = $1"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row)
 }
 
 /// The live generation and checkpoint of `name`; `NotReady` if it has no registry row.
