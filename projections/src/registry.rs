@@ -206,12 +206,7 @@ pub(crate) async fn insert_registry_row(conn: &mut PgConnection, name: &str) -> 
 ///
 /// Runs inside the caller's transaction, so readers see the old views or the new ones, never a mix.
 pub(crate) async fn point_views(conn: &mut PgConnection, name: &str, schema: &str) -> Result<()> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select tablename::text from pg_tables where schemaname = $1 order by tablename",
-    )
-    .bind(schema)
-    .fetch_all(&mut *conn)
-    .await?;
+    let tables = tables_of(&mut *conn, schema).await?;
     for table in &tables {
         let claimed: Option<String> = sqlx::query_scalar(
             "insert into projection_views (view_name, projection) values ($1, $2) \
@@ -280,18 +275,23 @@ pub(crate) async fn point_views(conn: &mut PgConnection, name: &str, schema: &st
 /// Gathers planner statistics on every table of `schema`. A freshly filled generation has none
 /// until autovacuum gets to it, and without them the planner ignores its indexes.
 pub(crate) async fn analyze_schema(conn: &mut PgConnection, schema: &str) -> Result<()> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select tablename::text from pg_tables where schemaname = $1 order by 1",
-    )
-    .bind(schema)
-    .fetch_all(&mut *conn)
-    .await?;
-    for table in tables {
+    for table in tables_of(&mut *conn, schema).await? {
         sqlx::query(&format!("analyze {}", qualified(schema, &table)))
             .execute(&mut *conn)
             .await?;
     }
     Ok(())
+}
+
+/// The names of the tables in `schema`, sorted.
+async fn tables_of(conn: &mut PgConnection, schema: &str) -> Result<Vec<String>> {
+    let tables = sqlx::query_scalar(
+        "select tablename::text from pg_tables where schemaname = $1 order by tablename",
+    )
+    .bind(schema)
+    .fetch_all(conn)
+    .await?;
+    Ok(tables)
 }
 
 /// Generation schemas of `name` that are neither live nor being rebuilt: left behind by a
