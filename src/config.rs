@@ -24,14 +24,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Where the ACDB is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AcdbLocation {
-    /// An ODBC connection string (`ACDB_DSN`).
-    Odbc(String),
-    /// An `.accdb`/`.mdb` file read without ODBC (`ACDB_FILE`).
-    File(PathBuf),
-}
+/// Where the ACDB is read from: `ACDB_DSN` (an ODBC connection string) or `ACDB_FILE` (an
+/// `.accdb`/`.mdb` file read without ODBC).
+pub use adapters::acdb::AcdbLocation;
 
 /// All of ccare's settings.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use adapters::acdb::{self, AcdbLocation as ReaderLocation};
+use adapters::acdb;
 use adapters::cdc::{Cdc, CdcConfig};
 use adapters::store::EventStore;
 use domain::catalog::{table_spec, TableSpec, CAPTURED_TABLES};
@@ -50,10 +50,7 @@ pub async fn run(settings: Settings, args: CdcArgs) -> anyhow::Result<()> {
 
 /// The change capture configured from the settings.
 pub fn build(settings: &Settings, pool: PgPool, location: &AcdbLocation) -> Cdc {
-    let reader_location = match location {
-        AcdbLocation::Odbc(dsn) => ReaderLocation::Odbc(dsn.clone()),
-        AcdbLocation::File(path) => ReaderLocation::File(path.clone()),
-    };
+    let location = location.clone();
     let config = CdcConfig {
         tables: captured_tables(settings),
         chunk_rows: CHUNK_ROWS,
@@ -61,7 +58,7 @@ pub fn build(settings: &Settings, pool: PgPool, location: &AcdbLocation) -> Cdc 
         reconcile_interval: settings.cdc_reconcile_interval,
         safety_share: settings.cdc_safety_share,
     };
-    let open = Arc::new(move || acdb::open(&reader_location));
+    let open = Arc::new(move || acdb::open(&location));
     Cdc::new(
         pool.clone(),
         EventStore::new(pool),
