@@ -4,6 +4,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::acdb::AcdbRow;
 use domain::event::StoredEvent;
 use projections::customers::{self, CustomersProjection};
 use projections::{
@@ -19,20 +20,22 @@ use crate::support::{
 /// A bounded wait for something expected within about a second; generous for slow CI machines.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(15);
 
+/// Customer 1, as most tests first capture them.
+fn mpho() -> AcdbRow {
+    customer_row(1, "Mpho", "Mokoena", 58123456, "MAK 0045 HH", "MAK")
+}
+
+/// Customer 2, as most tests first capture them.
+fn palesa() -> AcdbRow {
+    customer_row(2, "Palesa", "Nthako", 62001122, "MAS 0101 HH", "MAS")
+}
+
 /// Captures a small ACDB history: customers, accounts and meters created, edited and deleted,
 /// with transactions (which the read model ignores) in between.
 async fn capture_history(h: &mut Harness) {
     let c = &mut h.capture;
-    c.row(
-        "tblcustomer",
-        customer_row(1, "Mpho", "Mokoena", 58123456, "MAK 0045 HH", "MAK"),
-    )
-    .await;
-    c.row(
-        "tblcustomer",
-        customer_row(2, "Palesa", "Nthako", 62001122, "MAS 0101 HH", "MAS"),
-    )
-    .await;
+    c.row("tblcustomer", mpho()).await;
+    c.row("tblcustomer", palesa()).await;
     c.row(
         "tblaccountnumbers",
         account_row("0045MAK", 1, "SMRSD-26-00000045"),
@@ -180,20 +183,10 @@ async fn catching_up_after_downtime_applies_exactly_the_missed_events() {
     let mut h = Harness::new().await;
     let runner = h.runner();
     runner.ensure_ready().await.unwrap();
-    h.capture
-        .row(
-            "tblcustomer",
-            customer_row(1, "Mpho", "Mokoena", 58123456, "MAK 0045 HH", "MAK"),
-        )
-        .await;
+    h.capture.row("tblcustomer", mpho()).await;
     assert_eq!(runner.catch_up().await.unwrap(), 1);
     // While no runner runs: two customers, an edit, and two events of other tables.
-    h.capture
-        .row(
-            "tblcustomer",
-            customer_row(2, "Palesa", "Nthako", 62001122, "MAS 0101 HH", "MAS"),
-        )
-        .await;
+    h.capture.row("tblcustomer", palesa()).await;
     h.capture.transaction(1, "0045MAK", "50.00").await;
     h.capture
         .row(
@@ -370,19 +363,9 @@ async fn status_reports_the_live_generation_position_and_lag() {
     // Arrange
     let mut h = Harness::new().await;
     let runner = h.runner();
-    h.capture
-        .row(
-            "tblcustomer",
-            customer_row(1, "Mpho", "Mokoena", 58123456, "MAK 0045 HH", "MAK"),
-        )
-        .await;
+    h.capture.row("tblcustomer", mpho()).await;
     h.capture.transaction(1, "0045MAK", "50.00").await;
-    h.capture
-        .row(
-            "tblcustomer",
-            customer_row(2, "Palesa", "Nthako", 62001122, "MAS 0101 HH", "MAS"),
-        )
-        .await;
+    h.capture.row("tblcustomer", palesa()).await;
     h.capture.transaction(2, "0101MAS", "20.00").await;
 
     // Act
@@ -493,12 +476,7 @@ async fn an_unreadable_event_stops_the_projection_just_before_it_and_the_failure
     let mut h = Harness::new().await;
     let runner = h.runner();
     runner.ensure_ready().await.unwrap();
-    h.capture
-        .row(
-            "tblcustomer",
-            customer_row(1, "Mpho", "Mokoena", 58123456, "MAK 0045 HH", "MAK"),
-        )
-        .await;
+    h.capture.row("tblcustomer", mpho()).await;
     let good = h.capture.store().read_after(0, 1).await.unwrap().remove(0);
     let broken = domain::event::NewEvent {
         event_id: uuid::Uuid::new_v4(),
@@ -515,12 +493,7 @@ async fn an_unreadable_event_stops_the_projection_just_before_it_and_the_failure
         .append(std::slice::from_ref(&broken))
         .await
         .unwrap();
-    h.capture
-        .row(
-            "tblcustomer",
-            customer_row(2, "Palesa", "Nthako", 62001122, "MAS 0101 HH", "MAS"),
-        )
-        .await;
+    h.capture.row("tblcustomer", palesa()).await;
 
     // Act
     let error = runner.catch_up().await.unwrap_err();
