@@ -58,7 +58,8 @@ impl CdcProgress {
     }
 }
 
-pub fn bar_style() -> ProgressStyle {
+/// The style of a table's import bar.
+fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
         "{prefix:>26} [{bar:30}] {human_pos}/{human_len} rows  {rate}  eta {eta}",
     )
@@ -151,6 +152,89 @@ impl ProgressSink for CdcProgress {
                     "capture cycle done"
                 );
             }
+        }
+    }
+}
+
+/// Progress of one long command step: a bar or spinner on a terminal, a log line every few
+/// seconds otherwise.
+pub struct Activity {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    last_line: Mutex<Instant>,
+}
+
+impl Activity {
+    /// A spinner with a message, for work of unknown length.
+    pub fn spinner(what: &'static str) -> Self {
+        Self::new(what, || {
+            let bar = ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg}").expect("the template is valid"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        })
+    }
+
+    /// A bar counting `total` units.
+    pub fn counter(what: &'static str, total: u64, unit: &'static str) -> Self {
+        Self::new(what, || {
+            let template =
+                format!("{what} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}  {{rate}}");
+            ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(&template)
+                    .expect("the template is valid")
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}/s", state.per_sec());
+                        },
+                    )
+                    .progress_chars("=> "),
+            )
+        })
+    }
+
+    fn new(what: &'static str, make: impl FnOnce() -> ProgressBar) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| bars().add(make()));
+        Activity {
+            what,
+            bar,
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn log_due(&self) -> bool {
+        let Ok(mut last) = self.last_line.lock() else {
+            return false;
+        };
+        if last.elapsed() < LOG_EVERY {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+
+    pub fn message(&self, message: impl std::fmt::Display) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_string()),
+            None if self.log_due() => tracing::info!("{}: {message}", self.what),
+            None => {}
+        }
+    }
+
+    pub fn position(&self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None if self.log_due() => tracing::info!("{}: {done} done", self.what),
+            None => {}
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+            bars().remove(&bar);
         }
     }
 }

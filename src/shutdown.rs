@@ -1,6 +1,7 @@
-//! The shutdown signal: Ctrl-C or SIGTERM.
+//! The shutdown signal: Ctrl-C, SIGTERM, or SIGHUP (the terminal closed).
 
-/// Completes when the process is asked to stop.
+/// Completes when the process is asked to stop. Each of these stops ccare cleanly, the private
+/// PostgreSQL cluster included; only SIGKILL leaves the cluster running (the next start joins it).
 pub async fn signal() {
     let ctrl_c = async {
         // If the handler cannot be installed, wait forever rather than stopping at once.
@@ -10,11 +11,18 @@ pub async fn signal() {
     };
     #[cfg(unix)]
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]

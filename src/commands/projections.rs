@@ -1,12 +1,10 @@
 //! `ccare projections status|rebuild`.
 
-use std::io::IsTerminal;
-
-use indicatif::ProgressBar;
 use projections::ProjectorRunner;
 
 use crate::config::Settings;
 use crate::database::Database;
+use crate::progress::Activity;
 
 pub async fn status(settings: Settings, json: bool) -> anyhow::Result<()> {
     let db = Database::open(&settings).await?;
@@ -43,20 +41,11 @@ pub async fn rebuild(settings: Settings, name: Option<String>) -> anyhow::Result
     let db = Database::open(&settings).await?;
     let runner = ProjectorRunner::new(db.pool.clone(), projections::all());
     runner.ensure_ready().await?;
-    let bar = std::io::stderr()
-        .is_terminal()
-        .then(|| crate::progress::bars().add(ProgressBar::new_spinner()));
+    let activity = Activity::spinner("rebuilding");
     let result = runner
-        .rebuild(name.as_deref(), &mut |p| {
-            if let Some(bar) = &bar {
-                bar.set_message(p.to_string());
-                bar.tick();
-            }
-        })
+        .rebuild(name.as_deref(), &mut |p| activity.message(p))
         .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    activity.finish();
     db.close().await?;
     result?;
     println!(
