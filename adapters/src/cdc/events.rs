@@ -115,7 +115,9 @@ impl SnapshotEncoder {
                 &self.occurred_at.insert((read_at, text)).1
             }
         };
-        let row_hash = row_hash.to_hex();
+        let mut hex_buf = [0u8; 64];
+        hex::encode_to_slice(row_hash.0, &mut hex_buf).expect("32 bytes take 64 hex digits");
+        let row_hash = std::str::from_utf8(&hex_buf).expect("hex digits are ASCII");
         // The envelope of `Envelope::to_metadata` for the system actor with a CDC source, plus
         // the phase; a BTreeMap so the keys come out sorted as that map's do.
         let metadata: BTreeMap<&str, &str> = BTreeMap::from([
@@ -124,7 +126,7 @@ impl SnapshotEncoder {
             ("occurred_at", occurred_at.as_str()),
             ("cdc_table", self.factory.spec.table),
             ("cdc_key", key),
-            ("cdc_row_hash", row_hash.as_str()),
+            ("cdc_row_hash", row_hash),
             (PHASE_KEY, Phase::Snapshot.as_str()),
         ]);
         let aggregate_type = self.factory.spec.aggregate_type;
