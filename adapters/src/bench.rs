@@ -14,6 +14,9 @@ use crate::{Error, Result};
 pub struct CopyBaseline {
     pub rows: u64,
     pub seconds: f64,
+    /// 1 when every event was copied; k when every k-th was (see
+    /// [`raw_copy_of_event_log_sample`]).
+    pub every: u64,
 }
 
 impl CopyBaseline {
@@ -30,6 +33,25 @@ const BASELINE_TABLE: &str = "bench_raw_copy";
 /// of exactly those bytes into a plain table with a primary key. This is the ceiling an import
 /// of the same rows could approach. The table is dropped afterwards.
 pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
+    raw_copy_of_event_log_sample(pool, u64::MAX).await
+}
+
+/// Like [`raw_copy_of_event_log`], over at most about `max_rows` events: every k-th event of the
+/// log, spread over all of it so the sample has the log's mix of row sizes. For logs too large
+/// to copy twice on the disk at hand; a COPY into a table whose only index is an increasing
+/// primary key proceeds at the same rate whatever the table's size, so the sample's rate is the
+/// whole log's.
+pub async fn raw_copy_of_event_log_sample(pool: &PgPool, max_rows: u64) -> Result<CopyBaseline> {
+    let total: i64 = sqlx::query_scalar("select position from event_log_head")
+        .fetch_one(pool)
+        .await?;
+    let every = (total.max(0) as u64).div_ceil(max_rows.max(1)).max(1);
+    // `every` is an integer computed here, not input: safe to write into the statement.
+    let sample = if every > 1 {
+        format!("where position % {every} = 0 ")
+    } else {
+        String::new()
+    };
     let mut file =
         tempfile::tempfile().map_err(|e| Error::io("creating the baseline's temporary file", e))?;
     let mut conn = pool.acquire().await?;
@@ -37,8 +59,10 @@ pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
     {
         let mut out = conn
             .copy_out_raw(
-                "copy (select position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata, recorded_at, link_hash from event_log order by position) to stdout",
+                &format!(
+                    "copy (select position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, recorded_at, link_hash from event_log {sample}order by position) to stdout"
+                ),
             )
             .await?;
         while let Some(chunk) = out.try_next().await? {
@@ -83,5 +107,9 @@ pub async fn raw_copy_of_event_log(pool: &PgPool) -> Result<CopyBaseline> {
     sqlx::query(&format!("drop table {BASELINE_TABLE}"))
         .execute(&mut *conn)
         .await?;
-    Ok(CopyBaseline { rows, seconds })
+    Ok(CopyBaseline {
+        rows,
+        seconds,
+        every,
+    })
 }

@@ -125,14 +125,15 @@ pub(super) async fn run(
     // own) while the previous chunk appends its events and commits. The next chunk commits
     // only after checking, under the table's lock, that the previous one committed the
     // checkpoint it started from, so commits stay in scan order.
+    // Where the time goes, logged at the end (debug): writing the row states, settling, and
+    // waiting for the reader with nothing else to do.
+    let busy = Busy::default();
     let settle = Settle {
         spec,
         columns: &columns_json,
         schema_note: note.as_deref(),
+        busy: &busy,
     };
-    // Where the time goes, logged at the end (debug): writing the row states, settling, and
-    // waiting for the reader with nothing else to do.
-    let busy = Busy::default();
     let mut pending: Option<Staged> = match scan.next().await {
         None => None,
         Some(chunk) => Some(
@@ -165,6 +166,7 @@ pub(super) async fn run(
         table,
         staging_s = busy.stage.seconds(),
         settling_s = busy.settle.seconds(),
+        committing_s = busy.commit.seconds(),
         waiting_for_reader_s = busy.wait.seconds(),
         "import timings"
     );
@@ -202,6 +204,8 @@ pub(super) async fn run(
 struct Busy {
     stage: Stopwatch,
     settle: Stopwatch,
+    /// The part of `settle` spent committing.
+    commit: Stopwatch,
     wait: Stopwatch,
 }
 
@@ -363,6 +367,7 @@ struct Settle<'a> {
     spec: &'static TableSpec,
     columns: &'a Json<Vec<String>>,
     schema_note: Option<&'a str>,
+    busy: &'a Busy,
 }
 
 impl Settle<'_> {
@@ -392,7 +397,7 @@ impl Settle<'_> {
             .await;
         match outcome {
             Ok(settled) => {
-                tx.commit().await?;
+                self.busy.commit.time(tx.commit()).await?;
                 position.checkpoint = settled.checkpoint;
                 position.rows += rows;
                 position.watermark = settled.watermark;
