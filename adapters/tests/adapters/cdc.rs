@@ -959,6 +959,118 @@ async fn reconciliation_restores_a_lost_row_state_from_the_event_log_without_an_
 }
 
 #[tokio::test]
+async fn a_key_met_again_in_a_later_chunk_is_rejected_as_a_duplicate_and_the_import_goes_on() {
+    // Arrange: a copy of the last account, its number with a leading space: it sorts first,
+    // and once trimmed has the key of the original, read chunks later.
+    let db = testkit::pg::fresh_database().await;
+    let acdb = testkit::acdb::generated(40, 29);
+    acdb.execute(
+        "INSERT INTO [tblaccountnumbers] ([accountnumber], [customerid], [community]) \
+         SELECT ' ' || [accountnumber], [customerid], [community] FROM [tblaccountnumbers] \
+         WHERE [accountnumber] = (SELECT MAX([accountnumber]) FROM [tblaccountnumbers] \
+                                  WHERE [accountnumber] GLOB '[0-9]*')",
+        &[],
+    );
+    let cdc = Cdc::new(
+        db.pool.clone(),
+        EventStore::new(db.pool.clone()),
+        reader_factory(&acdb),
+        CdcConfig {
+            chunk_rows: 10,
+            ..config(vec![spec("tblaccountnumbers")])
+        },
+        Arc::new(NoProgress),
+    );
+
+    // Act
+    let report = cdc.run_cycle().await.unwrap();
+
+    // Assert
+    let duplicates: Vec<(String, i64)> = sqlx::query_as(
+        "select row_ref, ordinal from cdc_rejected_rows where table_name = 'tblaccountnumbers' and reason = 'duplicate-key'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicates.len(), 1, "{duplicates:?}");
+    let (key, ordinal) = &duplicates[0];
+    assert!(
+        *ordinal > 10,
+        "met in a later chunk than the first: {ordinal}"
+    );
+    assert!(!key.starts_with('#') && !key.contains(' '), "{key:?}");
+    let table = report.table("tblaccountnumbers").unwrap();
+    let rejected = rejected_rows(&db.pool, "tblaccountnumbers").await.len() as u64;
+    let source = source_rows(&acdb, "tblaccountnumbers");
+    assert!(table.snapshot_complete);
+    assert_eq!(
+        (table.rows_seen, table.events_emitted, table.rows_rejected),
+        (source, source - rejected, rejected)
+    );
+    assert_eq!(
+        count_events(&db.pool, "AccountCreated").await as u64,
+        source - rejected
+    );
+    let status = status(&db.pool).await.unwrap();
+    assert_eq!(
+        status.table("tblaccountnumbers").unwrap().live_rows,
+        source - rejected
+    );
+    let chain = EventStore::new(db.pool.clone())
+        .verify_chain(&mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(chain.first_broken, None);
+}
+
+#[tokio::test]
+async fn an_import_that_reads_imported_rows_again_emits_nothing_for_them() {
+    // Arrange: an imported table whose checkpoint is set back to the start, as when a source's
+    // order hands a resumed scan rows it had already imported.
+    let db = testkit::pg::fresh_database().await;
+    let acdb = testkit::acdb::generated(40, 31);
+    let cdc = capture_tables(&db, &acdb, Arc::new(NoProgress), vec![spec("tblcustomer")]);
+    import(&cdc).await;
+    let before = head(&db.pool).await;
+    let rejected_before = rejected_rows(&db.pool, "tblcustomer").await;
+    let live_before = status(&db.pool)
+        .await
+        .unwrap()
+        .table("tblcustomer")
+        .unwrap()
+        .live_rows;
+    sqlx::query(
+        "update cdc_table_state set phase = 'snapshot', snapshot_checkpoint = null, snapshot_rows = 0 \
+         where table_name = 'tblcustomer'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    // Act
+    let report = cdc.run_cycle().await.unwrap();
+
+    // Assert
+    let table = report.table("tblcustomer").unwrap();
+    assert!(table.snapshot_complete);
+    assert_eq!(
+        (table.rows_seen, table.events_emitted),
+        (source_rows(&acdb, "tblcustomer"), 0)
+    );
+    assert_eq!(head(&db.pool).await, before);
+    assert_eq!(
+        rejected_rows(&db.pool, "tblcustomer").await,
+        rejected_before
+    );
+    let status = status(&db.pool).await.unwrap();
+    let customers = status.table("tblcustomer").unwrap();
+    assert_eq!(
+        (customers.phase, customers.live_rows),
+        (TablePhase::Polling, live_before)
+    );
+}
+
+#[tokio::test]
 async fn a_configured_table_missing_from_the_acdb_is_an_error_before_anything_is_emitted() {
     // Arrange
     let db = testkit::pg::fresh_database().await;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::store::{EventStore, LogHead};
+use adapters::store::{EncodedEvent, EventStore, LogHead, OnDuplicate};
 use adapters::Error;
 use cqrs_es::AggregateError;
 use domain::acdb::{AcdbRow, AcdbValue};
@@ -807,6 +807,89 @@ async fn concurrent_conflicting_commands_end_in_one_event_and_an_aggregate_confl
     );
     assert_eq!(all_positions(&store).await, vec![1]);
     assert_eq!(verify(&store).await.first_broken, None);
+}
+
+#[tokio::test]
+async fn events_known_to_be_new_are_appended_without_a_lookup_and_chain_like_any_other() {
+    // Arrange
+    let db = testkit::pg::fresh_database().await;
+    let store = EventStore::new(db.pool.clone());
+    store.append(&customers(1..3)).await.unwrap();
+    let expected = customers(3..6);
+    let encoded: Vec<EncodedEvent> = expected
+        .iter()
+        .map(|e| EncodedEvent::new(e).unwrap())
+        .collect();
+
+    // Act
+    let mut tx = db.pool.begin().await.unwrap();
+    let outcome = EventStore::append_encoded_in(&mut tx, &encoded, OnDuplicate::Fail)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Assert
+    assert_eq!((outcome.appended, outcome.duplicates), (3, 0));
+    assert_eq!(all_positions(&store).await, vec![1, 2, 3, 4, 5]);
+    let stored = store.read_after(2, 10).await.unwrap();
+    for (stored, expected) in stored.iter().zip(&expected) {
+        assert_eq!(
+            (stored.event_id, &stored.payload, &stored.metadata),
+            (expected.event_id, &expected.payload, &expected.metadata)
+        );
+    }
+    let report = verify(&store).await;
+    assert_eq!((report.first_broken, report.checked), (None, 5));
+}
+
+#[tokio::test]
+async fn an_event_known_to_be_new_that_is_stored_already_fails_the_append_and_stores_nothing() {
+    // Arrange
+    let db = testkit::pg::fresh_database().await;
+    let store = EventStore::new(db.pool.clone());
+    store.append(&customers(1..3)).await.unwrap();
+    let again: Vec<EncodedEvent> = [customer_created(3), customer_created(2)]
+        .iter()
+        .map(|e| EncodedEvent::new(e).unwrap())
+        .collect();
+
+    // Act
+    let mut tx = db.pool.begin().await.unwrap();
+    let error = EventStore::append_encoded_in(&mut tx, &again, OnDuplicate::Fail)
+        .await
+        .unwrap_err();
+    tx.rollback().await.unwrap();
+
+    // Assert: an error rather than a silent skip, and the log as it was.
+    assert!(
+        matches!(&error, Error::Conflict { sqlstate, .. } if sqlstate == "23505"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("event_id"), "{error}");
+    assert_eq!(all_positions(&store).await, vec![1, 2]);
+    // The idempotent append of the same events still skips the stored one.
+    let mut tx = db.pool.begin().await.unwrap();
+    let outcome = EventStore::append_encoded_in(&mut tx, &again, OnDuplicate::Skip)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((outcome.appended, outcome.duplicates), (1, 1));
+    assert_eq!(verify(&store).await.first_broken, None);
+}
+
+#[tokio::test]
+async fn an_append_of_events_known_to_be_new_outside_a_transaction_is_refused() {
+    let db = testkit::pg::fresh_database().await;
+    let store = EventStore::new(db.pool.clone());
+    let mut autocommit = db.pool.acquire().await.unwrap();
+    let encoded = [EncodedEvent::new(&customer_created(1)).unwrap()];
+
+    let error = EventStore::append_encoded_in(&mut autocommit, &encoded, OnDuplicate::Fail)
+        .await
+        .unwrap_err();
+
+    assert!(error.to_string().contains("transaction"), "{error}");
+    assert!(all_positions(&store).await.is_empty());
 }
 
 /// Not a check of speed (nothing is asserted about timings): prints the throughput of
