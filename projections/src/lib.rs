@@ -19,6 +19,7 @@
 pub mod customers;
 mod error;
 mod log;
+mod pg;
 mod projection;
 mod read_models;
 mod registry;

@@ -222,7 +222,7 @@ impl ProjectorRunner {
 
     async fn ensure_ready_one(&self, projection: &dyn Projection) -> Result<()> {
         let name = projection.name();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::pg::begin(&self.pool).await?;
         registry::lock_projection(&mut tx, name).await?;
         match registry::registry_row_of(&mut tx, name).await? {
             None => {
@@ -312,7 +312,7 @@ impl ProjectorRunner {
         limits: BatchLimits,
     ) -> Result<(u64, bool)> {
         let name = projection.name();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::pg::begin(&self.pool).await?;
         // The checkpoint and the live generation are read under the lock: another runner (or a
         // rebuild's swap) may have moved them while this one waited.
         registry::lock_projection(&mut tx, name).await?;
@@ -472,7 +472,7 @@ impl ProjectorRunner {
     /// Creates the next generation (discarding one left by a rebuild that died) and records it.
     async fn start_rebuild(&self, projection: &dyn Projection) -> Result<i32> {
         let name = projection.name();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::pg::begin(&self.pool).await?;
         registry::lock_projection(&mut tx, name).await?;
         let row = registry::registry_row_of(&mut tx, name)
             .await?
@@ -521,7 +521,7 @@ impl ProjectorRunner {
         // Fill without the projection's lock: only this rebuild writes the new generation, and the
         // live one goes on being updated by the runners meanwhile.
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = crate::pg::begin(&self.pool).await?;
             let (position, head, caught_up, count) = self
                 .apply_to_rebuild(&mut tx, projection, generation, &schema)
                 .await?;
@@ -677,7 +677,7 @@ impl ProjectorRunner {
         &self,
         name: &str,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::pg::begin(&self.pool).await?;
         sqlx::query(&format!(
             "set local lock_timeout = {}",
             self.options.swap_lock_timeout.as_millis()
@@ -709,7 +709,7 @@ impl ProjectorRunner {
 
     /// Discards the generation of a failed rebuild; the live generation was never touched.
     async fn abandon_rebuild(&self, name: &str, generation: i32) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::pg::begin(&self.pool).await?;
         registry::lock_projection(&mut tx, name).await?;
         registry::drop_schema(&mut tx, &registry::generation_schema(name, generation)).await?;
         sqlx::query("delete from projection_rebuilds where name = $1 and generation = $2")

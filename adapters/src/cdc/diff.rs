@@ -84,7 +84,7 @@ pub(super) async fn run(
     let mut report = TableReport::new(table, plan.phase);
     let started_at = Utc::now();
 
-    let mut tx = cdc.pool.begin().await?;
+    let mut tx = crate::postgres::begin(&cdc.pool).await?;
     let locked = state::lock(&mut tx, table).await?;
     if locked.phase == TablePhase::Snapshot {
         return Err(Error::Cdc(format!(

@@ -277,12 +277,12 @@ async fn stage(
     // states' primary key refuses a key an earlier chunk already imported, wherever the source
     // sorted it (a resumed scan reading a row again, or a duplicate key): then the chunk starts
     // over with an insert that skips such keys, and `settle` looks them up.
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::postgres::begin(pool).await?;
     let inserted = match copy_row_states(&mut tx, table, &keyed).await {
         Ok(()) => None,
         Err(error) if is_unique_violation(&error) => {
             tx.rollback().await?;
-            tx = pool.begin().await?;
+            tx = crate::postgres::begin(pool).await?;
             Some(insert_new_row_states(&mut tx, table, &keyed).await?)
         }
         Err(error) => return Err(error.into()),

@@ -244,7 +244,7 @@ impl EventStore {
 
     /// Appends `events` in a transaction of its own. See [`EventStore::append_in`].
     pub async fn append(&self, events: &[NewEvent]) -> Result<AppendOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::postgres::begin(&self.pool).await?;
         let outcome = Self::append_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(outcome)

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::chain::{link_hash, LinkedContent, GENESIS_LINK};
-use sqlx::{Acquire, PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{link_array, EventStore, LogHead};
@@ -86,12 +86,10 @@ impl EventStore {
         &self,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ChainReport> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = begin_snapshot(&mut conn).await?;
+        let mut tx = begin_snapshot(&self.pool).await?;
         let head = super::read_head(&mut tx).await?;
         let walk = walk(&mut tx, GENESIS, head, progress).await?;
         tx.commit().await?;
-        drop(conn);
         self.record(walk, head).await
     }
 
@@ -101,8 +99,7 @@ impl EventStore {
     /// the audit, since an event before the checkpoint rewritten together with every later link
     /// would only be caught by it.
     pub async fn verify_chain_since_checkpoint(&self) -> Result<ChainReport> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = begin_snapshot(&mut conn).await?;
+        let mut tx = begin_snapshot(&self.pool).await?;
         let head = super::read_head(&mut tx).await?;
         let row =
             sqlx::query("select verified_position, verified_link from event_chain_verification")
@@ -123,7 +120,6 @@ impl EventStore {
             None => walk(&mut tx, checkpoint, head, &mut |_| {}).await?,
         };
         tx.commit().await?;
-        drop(conn);
         self.record(walk, head).await
     }
 
@@ -179,8 +175,8 @@ impl EventStore {
 }
 
 /// A read-only transaction whose every statement sees the same snapshot.
-async fn begin_snapshot(conn: &mut PgConnection) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {
-    let mut tx = conn.begin().await?;
+async fn begin_snapshot(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = crate::postgres::begin(pool).await?;
     sqlx::query("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;

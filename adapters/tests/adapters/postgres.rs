@@ -1,6 +1,11 @@
 //! The private PostgreSQL cluster (real system binaries) and connecting to PostgreSQL.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use adapters::postgres::{self, EmbeddedPostgres};
 
@@ -286,4 +291,100 @@ async fn a_start_right_after_a_crash_waits_out_the_dying_server() {
     assert!(restarted.owns_server(), "a dead server is not joined");
     connect_once(&restarted.url()).await;
     restarted.stop().await.unwrap();
+}
+
+/// A TCP relay in front of a PostgreSQL server whose answers can be held back: a statement
+/// sent while they are held stays unanswered, as on a slow or stalled server.
+struct Relay {
+    port: u16,
+    answers_held: tokio::sync::watch::Sender<bool>,
+    /// Bytes the clients have sent so far.
+    sent: Arc<AtomicU64>,
+}
+
+impl Relay {
+    async fn start(server: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (answers_held, held) = tokio::sync::watch::channel(false);
+        let sent = Arc::new(AtomicU64::new(0));
+        let (server, counter) = (server.to_string(), sent.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = tokio::net::TcpStream::connect(&server).await.unwrap();
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = upstream.into_split();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 8192];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        counter.fetch_add(n as u64, Ordering::SeqCst);
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut held = held.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 8192];
+                    while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+                        if held.wait_for(|held| !held).await.is_err()
+                            || to_client.write_all(&buf[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Relay {
+            port,
+            answers_held,
+            sent,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_abandoned_while_it_opens_leaves_no_transaction_on_the_pooled_connection() {
+    // Arrange: one pooled connection, through a relay that can stall the server's answers, and
+    // no ping on acquire, so the first bytes a `begin` sends are its BEGIN.
+    let db = testkit::pg::fresh_database().await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url).unwrap();
+    let relay = Relay::start(&format!("{}:{}", options.get_host(), options.get_port())).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect_with(options.port(relay.port))
+        .await
+        .unwrap();
+    sqlx::query("create table notes (body text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Act: BEGIN goes out and its answer is held; the caller gives up, as a cancelled request
+    // or a timeout would. Then the pool's connection is used for an ordinary insert.
+    while pool.num_idle() < 1 {
+        // The connection comes back after its release ping, which must not be mistaken for BEGIN.
+        tokio::task::yield_now().await;
+    }
+    relay.answers_held.send_replace(true);
+    let before = relay.sent.load(Ordering::SeqCst);
+    {
+        let mut opening = std::pin::pin!(postgres::begin(&pool));
+        while relay.sent.load(Ordering::SeqCst) == before {
+            assert!(futures::poll!(opening.as_mut()).is_pending());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    relay.answers_held.send_replace(false);
+    sqlx::query("insert into notes values ('kept')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Assert: the insert committed on its own (inside a leaked transaction it would vanish).
+    pool.close().await;
+    assert_eq!(count_notes(&db.url).await, 1);
 }
