@@ -45,8 +45,41 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Employee accounts and customer registration codes.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Apply the database migrations and exit.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add an employee (the password is read from standard input, or prompted twice on a terminal).
+    Add {
+        employee_id: String,
+        /// superadmin, onm_team, finance_team or generic.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List the employees with their roles.
+    List,
+    /// Change an employee's role (takes effect on their next request).
+    SetRole { employee_id: String, role: String },
+    /// Disable an employee: their tokens stop working at once.
+    Disable { employee_id: String },
+    /// Enable a disabled employee.
+    Enable { employee_id: String },
+    /// Set a new password for an employee (read like `add`).
+    ResetPassword { employee_id: String },
+    /// Issue a one-time code a customer registers with (give it to the customer in person or by
+    /// phone to the number on file).
+    RegistrationCode { account_number: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]

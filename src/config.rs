@@ -57,9 +57,17 @@ pub struct Settings {
     pub log_filter: String,
     /// `CCARE_LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// `CCARE_JWT_SECRET`: the token signing secret, at least 32 bytes. No default: the api
+    /// role refuses to start without it (`ccare demo` generates one under the data directory).
+    pub jwt_secret: Option<String>,
+    /// `CCARE_JWT_TTL`: how long a token stays valid (default 8h, the legacy lifetime).
+    pub jwt_ttl: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The shortest `CCARE_JWT_SECRET` accepted.
+pub const MIN_JWT_SECRET_BYTES: usize = api::MIN_SECRET_BYTES;
 
 impl Settings {
     /// Reads the process environment.
@@ -240,6 +248,20 @@ impl Settings {
             }
         };
 
+        let jwt_secret = get("CCARE_JWT_SECRET");
+        if let Some(secret) = &jwt_secret {
+            if secret.len() < MIN_JWT_SECRET_BYTES {
+                return Err(ConfigError {
+                    var: "CCARE_JWT_SECRET",
+                    problem: format!(
+                        "must be at least {MIN_JWT_SECRET_BYTES} bytes (it has {}); generate one with `openssl rand -hex 32`",
+                        secret.len()
+                    ),
+                });
+            }
+        }
+        let jwt_ttl = duration("CCARE_JWT_TTL", "8h", Duration::from_secs(60))?;
+
         Ok(Settings {
             database_url,
             acdb,
@@ -253,6 +275,18 @@ impl Settings {
             pg_bin,
             log_filter,
             log_json,
+            jwt_secret,
+            jwt_ttl,
+        })
+    }
+
+    /// The token signing secret, for the roles that sign or check tokens.
+    pub fn require_jwt_secret(&self) -> Result<&str, ConfigError> {
+        self.jwt_secret.as_deref().ok_or_else(|| ConfigError {
+            var: "CCARE_JWT_SECRET",
+            problem: format!(
+                "is not set: the api role signs tokens with it (at least {MIN_JWT_SECRET_BYTES} bytes; generate one with `openssl rand -hex 32`)"
+            ),
         })
     }
 
@@ -301,6 +335,8 @@ mod tests {
             ("CCARE_CDC_SAFETY_SHARE", "2"),
             ("CCARE_LOG_FORMAT", "xml"),
             ("NATS_URL", "nats"),
+            ("CCARE_JWT_SECRET", "short"),
+            ("CCARE_JWT_TTL", "forever"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var, "{value}");
@@ -324,6 +360,14 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.var, "ACDB_FILE");
+    }
+
+    #[test]
+    fn the_api_role_names_the_missing_jwt_secret() {
+        let err = settings(&[]).unwrap().require_jwt_secret().unwrap_err();
+        assert_eq!(err.var, "CCARE_JWT_SECRET");
+        let ok = settings(&[("CCARE_JWT_SECRET", &"k".repeat(32))]).unwrap();
+        assert_eq!(ok.require_jwt_secret().unwrap().len(), 32);
     }
 
     #[test]

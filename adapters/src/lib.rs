@@ -12,6 +12,7 @@
 pub mod acdb;
 pub mod bench;
 pub mod cdc;
+pub mod commands;
 mod error;
 pub mod postgres;
 pub mod store;

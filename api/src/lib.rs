@@ -1,14 +1,67 @@
-//! ccare's HTTP surface (axum): the legacy-compatible JSON API, and later auth and the portal.
+//! ccare's HTTP surface (axum): the legacy-compatible JSON API, auth, and later the portal.
 //!
-//! Invariant: handlers read projections only; they never reach the ACDB.
+//! Invariant: handlers read projections only; they never reach the ACDB. Writes go out as
+//! commands through the ports of `domain::command`, which the binary wires to the adapters.
 #![forbid(unsafe_code)]
 
-use std::future::Future;
+pub mod auth;
+mod body;
+mod error;
+mod routes;
 
-use axum::extract::State;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
 use axum::{routing::get, Json, Router};
+use projections::customers::Customer;
 use projections::ReadModels;
 use serde::Serialize;
+use serde_json::{json, Value};
+
+use domain::acdb::AcdbValue;
+use domain::command::{Committed, UserCommands};
+
+pub use auth::limiter::LoginLimiter;
+pub use auth::tokens::{SecretTooShort, TokenKeys, MIN_SECRET_BYTES};
+pub use error::{ApiError, ApiResult};
+pub use routes::admin::REGISTRATION_CODE_DAYS;
+
+/// How long a command's answer waits for the read models to show its change.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub read_models: ReadModels,
+    pub users: Arc<dyn UserCommands>,
+    pub tokens: Arc<TokenKeys>,
+    pub limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(read_models: ReadModels, users: Arc<dyn UserCommands>, tokens: TokenKeys) -> Self {
+        AppState {
+            read_models,
+            users,
+            tokens: Arc::new(tokens),
+            limiter: Arc::new(LoginLimiter::new()),
+        }
+    }
+
+    /// Waits until the `users` read model shows `committed` (read your writes: once a command's
+    /// answer is sent, the next request sees its effect — a logout or a role change included).
+    pub(crate) async fn visible(&self, committed: Committed) -> ApiResult<()> {
+        if let Some(position) = committed.position {
+            self.read_models
+                .wait_until_applied(projections::users::NAME, position, VISIBLE_WITHIN)
+                .await?;
+        }
+        Ok(())
+    }
+}
 
 /// The body of `GET /health` and `GET /api/health`. Always HTTP 200 while the process serves,
 /// like the legacy endpoint; `status` says whether the read models answer. Unlike the legacy
@@ -25,8 +78,8 @@ pub struct HealthBody {
     pub event_log_head: Option<i64>,
 }
 
-async fn health(State(read_models): State<ReadModels>) -> Json<HealthBody> {
-    let health = read_models.health().await;
+async fn health(State(state): State<AppState>) -> Json<HealthBody> {
+    let health = state.read_models.health().await;
     if let Err(e) = &health {
         tracing::warn!(error = %e, "health check: read models unavailable");
     }
@@ -40,21 +93,65 @@ async fn health(State(read_models): State<ReadModels>) -> Json<HealthBody> {
     })
 }
 
+/// A cell as the legacy JSON showed it, with NULL as `null` (the legacy printed `"None"`,
+/// legacy weakness 20).
+pub(crate) fn cell_json(value: &AcdbValue) -> Value {
+    match value {
+        AcdbValue::Null => Value::Null,
+        AcdbValue::Bool(b) => Value::Bool(*b),
+        AcdbValue::Int(i) => Value::from(*i),
+        AcdbValue::Text(s) => Value::String(s.trim().to_string()),
+        AcdbValue::Decimal { decimal } => Value::String(decimal.normalize().to_string()),
+        AcdbValue::DateTime { datetime } => {
+            Value::String(datetime.format("%Y-%m-%d %H:%M:%S").to_string())
+        }
+        AcdbValue::Bytes { .. } => Value::Null,
+    }
+}
+
+/// The normalised customer object of the legacy API (`_normalize_customer`).
+pub(crate) fn customer_json(customer: &Customer) -> Value {
+    let cell = |column: &str| cell_json(customer.source_row.get(column));
+    json!({
+        "customer_id": customer.customer_id.to_string(),
+        "first_name": customer.first_name,
+        "middle_name": customer.middle_name,
+        "last_name": customer.last_name,
+        "phone": cell("PHONE"),
+        "cell_phone_1": cell("CELL PHONE 1"),
+        "cell_phone_2": cell("CELL PHONE 2"),
+        "email": cell("EMAIL"),
+        "plot_number": customer.plot_number,
+        "street_address": cell("STREET ADDRESS"),
+        "city": customer.city,
+        "district": customer.district,
+        "concession": customer.concession,
+        "date_connected": customer.date_connected.map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()),
+        "date_terminated": customer.date_terminated.map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()),
+    })
+}
+
 /// The HTTP application.
-pub fn router(read_models: ReadModels) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/health", get(health))
-        .with_state(read_models)
+        .merge(routes::auth::routes())
+        .merge(routes::admin::routes())
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .with_state(state)
 }
 
 /// Serves the application on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    read_models: ReadModels,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(read_models))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

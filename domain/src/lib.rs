@@ -11,7 +11,10 @@
 //! - [`account`]: canonical account numbers and the legacy rules that read and derive them;
 //! - [`phone`]: phone numbers normalised once to E.164;
 //! - [`dates`]: the ACDB's date texts and the month/quarter periods of the analytics;
-//! - [`records`]: typed, read-only readings of captured rows, so projections hold no rules.
+//! - [`records`]: typed, read-only readings of captured rows, so projections hold no rules;
+//! - [`auth`]: roles and permissions, and the user-account aggregate (state ccare owns);
+//! - [`command`]: command context and outcome, and the ports the write side implements;
+//! - [`write`]: validated writes of ACDB rows (tables, keys, columns, coerced values).
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -19,8 +22,10 @@
 
 pub mod account;
 pub mod acdb;
+pub mod auth;
 pub mod catalog;
 pub mod chain;
+pub mod command;
 pub mod dates;
 pub mod energy;
 pub mod envelope;
@@ -31,3 +36,4 @@ mod quantity;
 pub mod record;
 pub mod records;
 pub mod site;
+pub mod write;

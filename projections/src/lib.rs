@@ -6,6 +6,8 @@
 //!   read model into a fresh generation while the old one serves, and reports status;
 //! - `registry` and `log`: the runner's bookkeeping tables and its bounded reads of `event_log`;
 //! - [`customers`]: the `customers` read model (customers, phones, accounts, meters) and its queries;
+//! - [`users`]: the `users` read model (accounts, roles, logged-out tokens) behind every request's
+//!   authorisation;
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -24,6 +26,7 @@ mod projection;
 mod read_models;
 mod registry;
 mod runner;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -38,5 +41,8 @@ pub use runner::{
 
 /// Every read model ccare builds, for the runner.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(customers::CustomersProjection)]
+    vec![
+        Arc::new(customers::CustomersProjection),
+        Arc::new(users::UsersProjection),
+    ]
 }

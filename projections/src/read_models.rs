@@ -1,11 +1,14 @@
 //! [`ReadModels`]: the read side as the api crate sees it, without SQL.
 
+use std::time::Duration;
+
 use domain::phone::PhoneNumber;
 use sqlx::PgPool;
 
 use crate::customers::{self, Customer};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::log;
+use crate::users::{self, User};
 
 /// A cheap, cloneable handle on the read models (it wraps the connection pool).
 #[derive(Debug, Clone)]
@@ -73,5 +76,52 @@ impl ReadModels {
             event_log_head,
             customer_count,
         })
+    }
+
+    /// See [`users::user_by_key`].
+    pub async fn user(&self, key: &str) -> Result<Option<User>> {
+        users::user_by_key(&self.pool, key).await
+    }
+
+    /// See [`users::user_for_token`].
+    pub async fn user_for_token(&self, key: &str, token_id: &str) -> Result<Option<(User, bool)>> {
+        users::user_for_token(&self.pool, key, token_id).await
+    }
+
+    /// See [`users::employees`].
+    pub async fn employees(&self) -> Result<Vec<User>> {
+        users::employees(&self.pool).await
+    }
+
+    /// Waits until the read model `projection` has applied every event up to `position`, so a
+    /// command's answer can promise that what it changed is visible (read your writes).
+    /// Fails with [`Error::NotCaughtUp`] after `timeout`: the command took effect, the read
+    /// model just lags (is the projector running?).
+    pub async fn wait_until_applied(
+        &self,
+        projection: &'static str,
+        position: i64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let applied: Option<i64> =
+                sqlx::query_scalar("select position from projection_registry where name = $1")
+                    .bind(projection)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if applied.is_some_and(|applied| applied >= position) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(Error::NotCaughtUp {
+                    name: projection.to_string(),
+                    position,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 }

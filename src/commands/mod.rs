@@ -7,6 +7,7 @@ mod cdc;
 mod projections;
 mod serve;
 mod status;
+mod users;
 
 use crate::cli::{AcdbCommand, AuditCommand, BenchCommand, Command, ProjectionsCommand};
 use crate::config::Settings;
@@ -31,6 +32,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Import { customers, years },
         } => bench::import(settings, customers, years).await,
+        Command::Users { command } => users::run(settings, command).await,
         Command::Migrate => {
             let db = Database::open(&settings).await?;
             println!("migrations applied");

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use adapters::acdb::generate::{generate, GenerateOptions};
+use adapters::commands::UserAccounts;
 use anyhow::Context;
 use projections::ProjectorRunner;
 use tokio::task::JoinSet;
@@ -37,9 +38,15 @@ pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
         }
         settings.acdb = Some(AcdbLocation::Odbc(sqlite_dsn(&file)?));
     }
+    if settings.jwt_secret.is_none() {
+        settings.jwt_secret = Some(demo_secret(&settings.data_dir)?);
+    }
     let db = Database::open(&settings).await?;
+    let admin_password = demo_admin(&settings.data_dir, &db).await?;
     let roles: BTreeSet<Role> = [Role::Api, Role::Cdc, Role::Projector].into();
-    let result = run_roles(&settings, &db, &roles, Some(print_next_steps)).await;
+    let next_steps =
+        move |settings: &Settings| print_next_steps(settings, admin_password.as_deref());
+    let result = run_roles(&settings, &db, &roles, Some(&next_steps)).await;
     db.close().await?;
     result
 }
@@ -50,11 +57,91 @@ fn sqlite_dsn(file: &Path) -> anyhow::Result<String> {
     Ok(format!("Driver=SQLite3;Database={}", abs.display()))
 }
 
-fn print_next_steps(settings: &Settings) {
+/// The demo's token secret: generated on the first run and kept (readable by its owner only)
+/// under the data directory, so tokens survive a restart. A real deployment sets
+/// `CCARE_JWT_SECRET` instead.
+fn demo_secret(data_dir: &Path) -> anyhow::Result<String> {
+    let file = data_dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&file) {
+        if secret.trim().len() >= api::MIN_SECRET_BYTES {
+            return Ok(secret.trim().to_string());
+        }
+    }
+    let secret = api::auth::passwords::random_secret();
+    write_private(&file, &secret)?;
+    Ok(secret)
+}
+
+/// The demo's superadmin `admin`, with a random password, created on the first run. Returns the
+/// password when it was just created, so it is printed once (it is also kept, owner-readable,
+/// in `demo-admin-password` under the data directory).
+async fn demo_admin(data_dir: &Path, db: &Database) -> anyhow::Result<Option<String>> {
+    let file = data_dir.join("demo-admin-password");
+    if file.exists() {
+        return Ok(None);
+    }
+    let password = api::auth::passwords::random_secret()[..16].to_string();
+    let users = UserAccounts::new(
+        db.pool.clone(),
+        Arc::new(api::auth::passwords::Argon2Credentials),
+    );
+    let context = domain::command::CommandContext::new(domain::envelope::Actor::system());
+    let added = domain::command::UserCommands::execute(
+        &users,
+        &domain::auth::user_aggregate_id(domain::auth::UserType::Employee, "admin"),
+        domain::auth::UserCommand::AddEmployee {
+            employee_id: "admin".into(),
+            name: "Demo administrator".into(),
+            email: None,
+            role: domain::auth::Role::Superadmin,
+            password_hash: api::auth::passwords::hash(&password),
+        },
+        &context,
+    )
+    .await;
+    match added {
+        Ok(_)
+        | Err(domain::command::CommandError::Rejected(domain::auth::UserError::AlreadyExists)) => {}
+        Err(e) => return Err(anyhow::anyhow!("creating the demo administrator: {e}")),
+    }
+    write_private(&file, &password)?;
+    Ok(Some(password))
+}
+
+/// Writes `contents` to `file`, readable and writable by the owner only.
+fn write_private(file: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut out = options
+        .open(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    out.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", file.display()))
+}
+
+fn print_next_steps(settings: &Settings, admin_password: Option<&str>) {
     let data_dir = settings.data_dir.display();
     eprintln!();
     eprintln!("ccare is running.");
     eprintln!("  health:        http://{}/health", settings.listen);
+    match admin_password {
+        Some(password) => eprintln!(
+            "  log in:        employee id `admin`, password `{password}` (shown once; also in {data_dir}/demo-admin-password)"
+        ),
+        None => eprintln!(
+            "  log in:        employee id `admin`, password in {data_dir}/demo-admin-password"
+        ),
+    }
+    eprintln!(
+        "  token:         curl -s -X POST http://{}/api/auth/employee-login -H 'content-type: application/json' -d '{{\"employee_id\":\"admin\",\"password\":\"…\"}}'",
+        settings.listen
+    );
     eprintln!("  status:        CCARE_DATA_DIR={data_dir} ccare status");
     eprintln!("  verify chain:  CCARE_DATA_DIR={data_dir} ccare audit verify");
     eprintln!("  read models:   CCARE_DATA_DIR={data_dir} ccare projections status");
@@ -96,7 +183,7 @@ async fn run_roles(
     settings: &Settings,
     db: &Database,
     roles: &BTreeSet<Role>,
-    after_start: Option<fn(&Settings)>,
+    after_start: Option<&(dyn Fn(&Settings) + Sync)>,
 ) -> anyhow::Result<()> {
     if settings.nats_url.is_some() {
         tracing::warn!(
@@ -136,14 +223,23 @@ async fn run_roles(
         });
     }
     if roles.contains(&Role::Api) {
+        let tokens =
+            api::TokenKeys::new(settings.require_jwt_secret()?.as_bytes(), settings.jwt_ttl)?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (CCARE_LISTEN)", settings.listen))?;
-        let read_models = projections::ReadModels::new(db.pool.clone());
+        let state = api::AppState::new(
+            projections::ReadModels::new(db.pool.clone()),
+            Arc::new(UserAccounts::new(
+                db.pool.clone(),
+                Arc::new(api::auth::passwords::Argon2Credentials),
+            )),
+            tokens,
+        );
         let token = stop.clone();
         tracing::info!(address = %settings.listen, "serving HTTP");
         tasks.spawn(async move {
-            let served = api::serve(listener, read_models, token.cancelled_owned()).await;
+            let served = api::serve(listener, state, token.cancelled_owned()).await;
             (Role::Api, served.map_err(Into::into))
         });
     }

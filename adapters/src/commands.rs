@@ -1,0 +1,122 @@
+//! Commands on the aggregates ccare owns (users today; tariffs and tickets later), through
+//! cqrs-es and postgres-es. postgres-es writes the `events` view, so these events join the same
+//! global log, hash chain and notifications as the captured ones.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_es::{Aggregate, AggregateError};
+use postgres_es::PostgresCqrs;
+use sqlx::PgPool;
+
+use domain::auth::{Credentials, UserAccount, UserCommand, UserError};
+use domain::command::{CommandContext, CommandError, Committed, UserCommands};
+
+/// How often a command that lost an optimistic-concurrency race is tried again.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Runs commands of aggregate `A` with postgres-es.
+pub struct Executor<A: Aggregate> {
+    pool: PgPool,
+    cqrs: Arc<PostgresCqrs<A>>,
+}
+
+impl<A> Executor<A>
+where
+    A: Aggregate + 'static,
+    A::Command: Clone + Send + 'static,
+    A::Error: Clone + Send + 'static,
+{
+    pub fn new(pool: PgPool, services: A::Services) -> Self {
+        Executor {
+            cqrs: Arc::new(postgres_es::postgres_cqrs(pool.clone(), vec![], services)),
+            pool,
+        }
+    }
+
+    /// Runs `command` on aggregate `id` with the envelope of `context`, on a task of its own:
+    /// a caller that goes away (an HTTP client hanging up) cannot stop a command half-way.
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let metadata: HashMap<String, String> =
+            context.envelope().to_metadata().into_iter().collect();
+        let cqrs = self.cqrs.clone();
+        let pool = self.pool.clone();
+        let id = id.to_string();
+        let task = tokio::spawn(async move {
+            let before = last_position(&pool, A::TYPE, &id).await?;
+            let mut attempt = 0;
+            loop {
+                match cqrs
+                    .execute_with_metadata(&id, command.clone(), metadata.clone())
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
+                        attempt += 1;
+                    }
+                    Err(error) => return Err(map_error(error)),
+                }
+            }
+            let after = last_position(&pool, A::TYPE, &id).await?;
+            Ok(Committed {
+                position: after.filter(|after| Some(*after) != before),
+            })
+        });
+        task.await
+            .map_err(|e| CommandError::Unavailable(format!("the command task failed: {e}")))?
+    }
+}
+
+async fn last_position<E>(
+    pool: &PgPool,
+    aggregate_type: &str,
+    id: &str,
+) -> Result<Option<i64>, CommandError<E>> {
+    sqlx::query_scalar(
+        "select max(position) from event_log where aggregate_type = $1 and aggregate_id = $2",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| CommandError::Unavailable(e.to_string()))
+}
+
+fn map_error<E: std::error::Error>(error: AggregateError<E>) -> CommandError<E> {
+    match error {
+        AggregateError::UserError(e) => CommandError::Rejected(e),
+        AggregateError::AggregateConflict => CommandError::Conflict,
+        AggregateError::DatabaseConnectionError(e) => CommandError::Unavailable(e.to_string()),
+        AggregateError::DeserializationError(e) => {
+            CommandError::Unavailable(format!("a stored event cannot be read: {e}"))
+        }
+        AggregateError::UnexpectedError(e) => CommandError::Unavailable(e.to_string()),
+    }
+}
+
+/// The user accounts, on postgres-es.
+pub struct UserAccounts(Executor<UserAccount>);
+
+impl UserAccounts {
+    pub fn new(pool: PgPool, credentials: Arc<dyn Credentials>) -> Self {
+        UserAccounts(Executor::new(pool, credentials))
+    }
+}
+
+#[async_trait]
+impl UserCommands for UserAccounts {
+    async fn execute(
+        &self,
+        user_key: &str,
+        command: UserCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<UserError>> {
+        self.0.execute(user_key, command, context).await
+    }
+}

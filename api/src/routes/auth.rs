@@ -1,0 +1,398 @@
+//! `/api/auth/*`: logins, customer registration, password changes, `me` and logout, with the
+//! request and response fields of legacy-system.md §1.2.
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use domain::account::AccountNumber;
+use domain::auth::{
+    check_new_password, parse_employee_id, user_aggregate_id, Permissions, Role, UserCommand,
+    UserType,
+};
+
+use crate::auth::{client_address, passwords, CurrentUser};
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult};
+use crate::{customer_json, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/employee-login", post(employee_login))
+        .route("/api/auth/customer-register", post(customer_register))
+        .route("/api/auth/customer-login", post(customer_login))
+        .route(
+            "/api/auth/customer-change-password",
+            post(customer_change_password),
+        )
+        .route("/api/auth/change-password", post(change_password))
+        .route("/api/auth/me", get(me))
+        .route("/api/auth/logout", post(logout))
+}
+
+/// Client address of a request, for the login limits.
+pub(crate) struct ClientAddress(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts)))
+    }
+}
+
+fn non_empty(field: &'static str, value: &str) -> ApiResult<()> {
+    if value.trim().is_empty() {
+        Err(ApiError::invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EmployeeLogin {
+    employee_id: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PermissionsBody {
+    write_customers: bool,
+    write_transactions: bool,
+    manage_roles: bool,
+}
+
+impl From<Permissions> for PermissionsBody {
+    fn from(p: Permissions) -> Self {
+        PermissionsBody {
+            write_customers: p.write_customers,
+            write_transactions: p.write_transactions,
+            manage_roles: p.manage_roles,
+        }
+    }
+}
+
+fn no_permissions() -> PermissionsBody {
+    PermissionsBody {
+        write_customers: false,
+        write_transactions: false,
+        manage_roles: false,
+    }
+}
+
+const INVALID_CREDENTIALS: &str = "Invalid credentials";
+
+async fn employee_login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<EmployeeLogin>,
+) -> ApiResult<Json<Value>> {
+    non_empty("employee_id", &body.employee_id)?;
+    non_empty("password", &body.password)?;
+    state.limiter.attempt(&body.employee_id, address)?;
+    let Ok(employee_id) = parse_employee_id(&body.employee_id) else {
+        passwords::verify(&body.password, passwords::decoy_hash());
+        return Err(ApiError::Unauthorized(INVALID_CREDENTIALS.into()));
+    };
+    let user = state
+        .read_models
+        .user(&user_aggregate_id(UserType::Employee, &employee_id))
+        .await?;
+    let account = user.map(|u| u.account).filter(|a| a.exists());
+    let hash = account
+        .as_ref()
+        .and_then(|a| a.password_hash.as_deref())
+        .unwrap_or(passwords::decoy_hash());
+    let password = body.password.clone();
+    let hash_owned = hash.to_string();
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &hash_owned))
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(account) = account.filter(|_| matches) else {
+        return Err(ApiError::Unauthorized(INVALID_CREDENTIALS.into()));
+    };
+    if account.disabled {
+        return Err(ApiError::Unauthorized("This account is disabled".into()));
+    }
+    let role = account.role.unwrap_or(Role::Generic);
+    let issued = state
+        .tokens
+        .issue(
+            UserType::Employee,
+            &employee_id,
+            role.as_str(),
+            &account.name,
+            account.email.as_deref(),
+            Utc::now(),
+        )
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "access_token": issued.token,
+        "token_type": "bearer",
+        "expires_in": issued.lifetime.as_secs(),
+        "user": {
+            "user_type": "employee",
+            "employee_id": employee_id,
+            "name": account.name,
+            "email": account.email,
+            "cc_role": role.as_str(),
+            "hr_role": Value::Null,
+            "permissions": PermissionsBody::from(role.permissions()),
+        }
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CustomerRegister {
+    /// The account number (the legacy field name).
+    customer_id: String,
+    password: String,
+    /// The one-time code the office issued for this account.
+    registration_code: Option<String>,
+}
+
+fn parse_account(field: &'static str, raw: &str) -> ApiResult<AccountNumber> {
+    AccountNumber::parse(raw).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+async fn customer_register(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<CustomerRegister>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    non_empty("customer_id", &body.customer_id)?;
+    let account = parse_account("customer_id", &body.customer_id)?;
+    check_new_password("password", &body.password)?;
+    let code = body
+        .registration_code
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "registration_code",
+                "is required: ask the office for the one-time code of your account",
+            )
+        })?;
+    state.limiter.attempt(account.as_str(), address)?;
+    let customers = state
+        .read_models
+        .customers_by_account(account.as_str())
+        .await?;
+    let customer = customers.first().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Account {} not found. Use the account number on your receipt (4 digits and the site, like 0045MAK).",
+            account.as_str()
+        ))
+    })?;
+    let password = body.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(ApiError::internal)?;
+    let key = user_aggregate_id(UserType::Customer, account.as_str());
+    let context = domain::command::CommandContext::new(domain::envelope::Actor {
+        user_id: Some(account.as_str().to_string()),
+        role: Some("customer".into()),
+        channel: domain::envelope::Channel::Api,
+    });
+    let committed = state
+        .users
+        .execute(
+            &key,
+            UserCommand::RegisterCustomer {
+                account_number: account.as_str().to_string(),
+                name: customer.full_name.clone(),
+                code,
+                password_hash,
+                now: Utc::now(),
+            },
+            &context,
+        )
+        .await?;
+    state.visible(committed).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "message": "Registration successful",
+            "customer_id": account.as_str(),
+            "name": customer.full_name,
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CustomerLogin {
+    customer_id: String,
+    password: String,
+}
+
+async fn customer_login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<CustomerLogin>,
+) -> ApiResult<Json<Value>> {
+    non_empty("customer_id", &body.customer_id)?;
+    non_empty("password", &body.password)?;
+    state.limiter.attempt(&body.customer_id, address)?;
+    let account = AccountNumber::parse(&body.customer_id).ok();
+    let user = match &account {
+        Some(account) => {
+            state
+                .read_models
+                .user(&user_aggregate_id(UserType::Customer, account.as_str()))
+                .await?
+        }
+        None => None,
+    };
+    let Some(user) = user.map(|u| u.account).filter(|a| a.exists()) else {
+        passwords::verify(&body.password, passwords::decoy_hash());
+        return Err(ApiError::Unauthorized(
+            "Account not registered. Please register first.".into(),
+        ));
+    };
+    let password = body.password.clone();
+    let hash = user.password_hash.clone().unwrap_or_default();
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !matches {
+        return Err(ApiError::Unauthorized(INVALID_CREDENTIALS.into()));
+    }
+    if user.disabled {
+        return Err(ApiError::Unauthorized("This account is disabled".into()));
+    }
+    let issued = state
+        .tokens
+        .issue(
+            UserType::Customer,
+            &user.user_id,
+            "customer",
+            &user.name,
+            None,
+            Utc::now(),
+        )
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "access_token": issued.token,
+        "token_type": "bearer",
+        "expires_in": issued.lifetime.as_secs(),
+        "user": {
+            "user_type": "customer",
+            "customer_id": user.user_id,
+            "name": user.name,
+            "role": "customer",
+        }
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChangePassword {
+    old_password: String,
+    new_password: String,
+}
+
+async fn customer_change_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    JsonBody(body): JsonBody<ChangePassword>,
+) -> ApiResult<Json<Value>> {
+    user.customer()?;
+    set_own_password(&state, &user, body).await
+}
+
+/// Any user's own password (the legacy had no way for employees: their code was shared).
+async fn change_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    JsonBody(body): JsonBody<ChangePassword>,
+) -> ApiResult<Json<Value>> {
+    set_own_password(&state, &user, body).await
+}
+
+async fn set_own_password(
+    state: &AppState,
+    user: &CurrentUser,
+    body: ChangePassword,
+) -> ApiResult<Json<Value>> {
+    check_new_password("new_password", &body.new_password)?;
+    let stored = state
+        .read_models
+        .user(&user.key())
+        .await?
+        .and_then(|u| u.account.password_hash)
+        .unwrap_or_default();
+    let ChangePassword {
+        old_password,
+        new_password,
+    } = body;
+    let (matches, new_hash) = tokio::task::spawn_blocking(move || {
+        let matches = passwords::verify(&old_password, &stored);
+        (matches, matches.then(|| passwords::hash(&new_password)))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let Some(password_hash) = new_hash.filter(|_| matches) else {
+        return Err(ApiError::Unauthorized(
+            "Current password is incorrect".into(),
+        ));
+    };
+    let committed = state
+        .users
+        .execute(
+            &user.key(),
+            UserCommand::SetPassword {
+                password_hash,
+                reset: false,
+                now: Utc::now(),
+            },
+            &user.command_context(),
+        )
+        .await?;
+    state.visible(committed).await?;
+    Ok(Json(json!({
+        "message": "Password changed. Other sessions must log in again."
+    })))
+}
+
+async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+    let permissions = user
+        .role
+        .map_or_else(no_permissions, |r| PermissionsBody::from(r.permissions()));
+    let mut body = json!({
+        "user_type": user.user_type.as_str(),
+        "user_id": user.user_id,
+        "role": user.role_name(),
+        "name": user.name,
+        "email": user.email,
+        "permissions": permissions,
+    });
+    if user.user_type == UserType::Customer {
+        let customer = state
+            .read_models
+            .customers_by_account(&user.user_id)
+            .await?
+            .into_iter()
+            .next();
+        body["customer"] = customer.as_ref().map_or(Value::Null, customer_json);
+        body["account_number"] = Value::String(user.user_id.clone());
+    }
+    Ok(Json(body))
+}
+
+async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+    let committed = state
+        .users
+        .execute(
+            &user.key(),
+            UserCommand::RevokeToken {
+                token_id: user.token_id.clone(),
+                expires_at: user.token_expires_at,
+            },
+            &user.command_context(),
+        )
+        .await?;
+    state.visible(committed).await?;
+    Ok(Json(json!({"message": "Logged out"})))
+}

@@ -1,0 +1,4 @@
+//! The endpoints, one module per legacy router.
+
+pub(crate) mod admin;
+pub(crate) mod auth;

@@ -1,0 +1,223 @@
+//! The test application: a fresh database, a small generated ACDB imported by the change
+//! capture, the projector runner following the log, and the router answering requests in
+//! process (the same `Router` `ccare serve` serves).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::acdb::{self, AcdbLocation};
+use adapters::cdc::{Cdc, CdcConfig, NoProgress};
+use adapters::commands::UserAccounts;
+use adapters::store::EventStore;
+use api::auth::passwords;
+use api::{AppState, TokenKeys};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
+use domain::catalog::CAPTURED_TABLES;
+use domain::command::{CommandContext, UserCommands};
+use domain::envelope::Actor;
+use projections::{ProjectorRunner, ReadModels, RunnerOptions};
+use serde_json::{json, Value};
+use testkit::acdb::TestAcdb;
+use testkit::pg::TestDatabase;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// The password every test employee gets.
+pub(crate) const PASSWORD: &str = "correct horse battery";
+
+pub(crate) struct TestApp {
+    pub(crate) db: TestDatabase,
+    /// The generated ACDB, kept for as long as the app (dropping it removes the file).
+    _acdb: TestAcdb,
+    pub(crate) router: Router,
+    pub(crate) users: Arc<UserAccounts>,
+    stop: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A test token secret (tests only; production has no default).
+pub(crate) fn secret() -> Vec<u8> {
+    b"test secret of at least thirty-two bytes".to_vec()
+}
+
+impl TestApp {
+    pub(crate) async fn start() -> TestApp {
+        let db = testkit::pg::fresh_database().await;
+        let acdb = testkit::acdb::generated_small();
+        let location = AcdbLocation::Odbc(acdb.dsn());
+        let cdc = Cdc::new(
+            db.pool.clone(),
+            EventStore::new(db.pool.clone()),
+            Arc::new(move || acdb::open(&location)),
+            CdcConfig {
+                tables: CAPTURED_TABLES.iter().collect(),
+                chunk_rows: 1_000,
+                poll_interval: Duration::from_millis(200),
+                reconcile_interval: Duration::from_secs(3600),
+                safety_share: 0.5,
+            },
+            Arc::new(NoProgress),
+        );
+        cdc.run_cycle().await.expect("the test ACDB imports");
+
+        let runner = Arc::new(
+            ProjectorRunner::new(db.pool.clone(), projections::all()).with_options(RunnerOptions {
+                poll_interval: Duration::from_millis(200),
+                ..RunnerOptions::default()
+            }),
+        );
+        runner.ensure_ready().await.unwrap();
+        runner.catch_up().await.unwrap();
+        let stop = CancellationToken::new();
+        let following = stop.clone();
+        tokio::spawn(async move { runner.run(following.cancelled_owned()).await });
+
+        let users = Arc::new(UserAccounts::new(
+            db.pool.clone(),
+            Arc::new(passwords::Argon2Credentials),
+        ));
+        let tokens = TokenKeys::new(&secret(), Duration::from_secs(3600)).unwrap();
+        let state = AppState::new(ReadModels::new(db.pool.clone()), users.clone(), tokens);
+        TestApp {
+            router: api::router(state),
+            db,
+            _acdb: acdb,
+            users,
+            stop,
+        }
+    }
+
+    /// Adds employee `id` with `role` and [`PASSWORD`], as `ccare users add` does.
+    pub(crate) async fn add_employee(&self, id: &str, role: Role) {
+        let committed = self
+            .users
+            .execute(
+                &user_aggregate_id(UserType::Employee, id),
+                UserCommand::AddEmployee {
+                    employee_id: id.into(),
+                    name: format!("Employee {id}"),
+                    email: None,
+                    role,
+                    password_hash: passwords::hash(PASSWORD),
+                },
+                &CommandContext::new(Actor::system()),
+            )
+            .await
+            .unwrap();
+        ReadModels::new(self.db.pool.clone())
+            .wait_until_applied(
+                "users",
+                committed.position.unwrap(),
+                Duration::from_secs(15),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Logs employee `id` in with [`PASSWORD`]; returns the token.
+    pub(crate) async fn login(&self, id: &str) -> String {
+        let response = self
+            .post(
+                "/api/auth/employee-login",
+                None,
+                json!({"employee_id": id, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        response.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// An employee with `role`, logged in: their token.
+    pub(crate) async fn employee(&self, id: &str, role: Role) -> String {
+        self.add_employee(id, role).await;
+        self.login(id).await
+    }
+
+    /// A canonical account number of the imported ACDB.
+    pub(crate) async fn some_account(&self) -> String {
+        sqlx::query_scalar(
+            "select account_number from read_model.accounts where account_number is not null order by 1 limit 1",
+        )
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+    }
+
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                builder = builder.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = builder.body(body).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        self.send(request).await
+    }
+
+    pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub(crate) async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+}
+
+/// A response: status, headers and the body as JSON (a JSON string when it is not JSON).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: Value,
+}
+
+impl Reply {
+    /// The `detail` of an error body.
+    pub(crate) fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or_default()
+    }
+}
