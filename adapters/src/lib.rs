@@ -16,5 +16,6 @@ pub mod commands;
 mod error;
 pub mod postgres;
 pub mod store;
+pub mod writer;
 
 pub use error::{Error, Result};

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use domain::auth::UserError;
-use domain::command::CommandError;
+use domain::command::{CommandError, WriteRejection};
+use domain::write::WriteError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,29 @@ impl From<UserError> for ApiError {
             UserError::NotFound => ApiError::NotFound(error.to_string()),
             UserError::BadRegistrationCode => ApiError::Unauthorized(error.to_string()),
             UserError::NotApplicable(_) => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::UnknownTable(_) => ApiError::NotFound(error.to_string()),
+            WriteError::NotWritable { .. } => ApiError::Forbidden(error.to_string()),
+            WriteError::Invalid { field, problem } => ApiError::invalid(field, problem),
+        }
+    }
+}
+
+impl From<WriteRejection> for ApiError {
+    fn from(error: WriteRejection) -> Self {
+        match error {
+            WriteRejection::Invalid(e) => e.into(),
+            WriteRejection::NotFound { .. } => ApiError::NotFound(error.to_string()),
+            WriteRejection::AlreadyExists { .. } | WriteRejection::Conflict(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+            WriteRejection::NotReady { .. } => ApiError::Unavailable(error.to_string()),
         }
     }
 }

@@ -21,8 +21,7 @@ use projections::ReadModels;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use domain::acdb::AcdbValue;
-use domain::command::{Committed, UserCommands};
+use domain::command::{AcdbWrites, Committed, UserCommands};
 
 pub use auth::limiter::LoginLimiter;
 pub use auth::tokens::{SecretTooShort, TokenKeys, MIN_SECRET_BYTES};
@@ -37,18 +36,35 @@ const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub read_models: ReadModels,
     pub users: Arc<dyn UserCommands>,
+    pub writes: Arc<dyn AcdbWrites>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<LoginLimiter>,
 }
 
 impl AppState {
-    pub fn new(read_models: ReadModels, users: Arc<dyn UserCommands>, tokens: TokenKeys) -> Self {
+    pub fn new(
+        read_models: ReadModels,
+        users: Arc<dyn UserCommands>,
+        writes: Arc<dyn AcdbWrites>,
+        tokens: TokenKeys,
+    ) -> Self {
         AppState {
             read_models,
             users,
+            writes,
             tokens: Arc::new(tokens),
             limiter: Arc::new(LoginLimiter::new()),
         }
+    }
+
+    /// Waits until the mutation audit shows the change at `position`.
+    pub(crate) async fn visible_mutation(&self, position: Option<i64>) -> ApiResult<()> {
+        if let Some(position) = position {
+            self.read_models
+                .wait_until_applied(projections::mutations::NAME, position, VISIBLE_WITHIN)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Waits until the `users` read model shows `committed` (read your writes: once a command's
@@ -93,25 +109,9 @@ async fn health(State(state): State<AppState>) -> Json<HealthBody> {
     })
 }
 
-/// A cell as the legacy JSON showed it, with NULL as `null` (the legacy printed `"None"`,
-/// legacy weakness 20).
-pub(crate) fn cell_json(value: &AcdbValue) -> Value {
-    match value {
-        AcdbValue::Null => Value::Null,
-        AcdbValue::Bool(b) => Value::Bool(*b),
-        AcdbValue::Int(i) => Value::from(*i),
-        AcdbValue::Text(s) => Value::String(s.trim().to_string()),
-        AcdbValue::Decimal { decimal } => Value::String(decimal.normalize().to_string()),
-        AcdbValue::DateTime { datetime } => {
-            Value::String(datetime.format("%Y-%m-%d %H:%M:%S").to_string())
-        }
-        AcdbValue::Bytes { .. } => Value::Null,
-    }
-}
-
 /// The normalised customer object of the legacy API (`_normalize_customer`).
 pub(crate) fn customer_json(customer: &Customer) -> Value {
-    let cell = |column: &str| cell_json(customer.source_row.get(column));
+    let cell = |column: &str| customer.source_row.get(column).to_plain_json();
     json!({
         "customer_id": customer.customer_id.to_string(),
         "first_name": customer.first_name,
@@ -138,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(health))
         .merge(routes::auth::routes())
         .merge(routes::admin::routes())
+        .merge(routes::tables::routes())
+        .merge(routes::mutations::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

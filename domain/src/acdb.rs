@@ -148,6 +148,19 @@ impl AcdbValue {
         }
     }
 
+    /// The value as plain JSON, as the legacy API showed cells: NULL as `null` (the legacy wrote
+    /// `"None"`), numbers with a fraction as exact decimal strings (never a float), dates as
+    /// `YYYY-MM-DD HH:MM:SS`, bytes as hex.
+    pub fn to_plain_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            AcdbValue::Null => Value::Null,
+            AcdbValue::Bool(b) => Value::Bool(*b),
+            AcdbValue::Int(i) => Value::from(*i),
+            other => other.as_text().map_or(Value::Null, Value::String),
+        }
+    }
+
     /// The value as an exact decimal: a `Decimal` as is, an `Int` widened, a `Text` parsed
     /// (plain or scientific notation) without ever passing through a binary float.
     /// NULL, blank text, text that is not a number, and non-numeric types give `None`.
@@ -302,6 +315,16 @@ impl AcdbRow {
             value.hash_into(&mut hasher);
         }
         RowHash(hasher.finalize().into())
+    }
+
+    /// The row as a plain JSON object (see [`AcdbValue::to_plain_json`]).
+    pub fn to_plain_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_plain_json()))
+                .collect(),
+        )
     }
 
     /// Names of the columns whose values differ between `self` (before) and `after`,

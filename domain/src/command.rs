@@ -17,8 +17,10 @@ pub struct CommandContext {
     pub actor: Actor,
     /// Shared by everything one request causes.
     pub correlation_id: Uuid,
-    /// The command or event this one answers (a revert names the change it undoes).
+    /// The command or event this one answers.
     pub causation_id: Option<Uuid>,
+    /// The mutation (event position) this command undoes, for a revert.
+    pub reverts: Option<i64>,
 }
 
 impl CommandContext {
@@ -27,7 +29,26 @@ impl CommandContext {
             actor,
             correlation_id: Uuid::new_v4(),
             causation_id: None,
+            reverts: None,
         }
+    }
+
+    /// The same caller undoing mutation `id`.
+    pub fn reverting(mut self, id: i64) -> Self {
+        self.reverts = Some(id);
+        self
+    }
+
+    /// The envelope as the flat metadata map of stored events, with the revert it performs.
+    pub fn metadata(&self) -> std::collections::BTreeMap<String, String> {
+        let mut metadata = self.envelope().to_metadata();
+        if let Some(reverts) = self.reverts {
+            metadata.insert(
+                crate::envelope::REVERTS_KEY.to_string(),
+                reverts.to_string(),
+            );
+        }
+        metadata
     }
 
     /// The envelope of events recorded for this command now.
@@ -69,4 +90,52 @@ pub trait UserCommands: Send + Sync {
         command: UserCommand,
         context: &CommandContext,
     ) -> Result<Committed, CommandError<UserError>>;
+}
+
+/// What came of a write into the ACDB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The ACDB holds the change; `position` is that of the row's change event in the log.
+    Applied {
+        command_id: Uuid,
+        /// The row key's display form (for a create, the key the ACDB assigned).
+        key: String,
+        position: Option<i64>,
+    },
+    /// The ACDB refused the change (its reason); nothing changed there.
+    Failed { command_id: Uuid, reason: String },
+    /// Recorded, but not applied yet when the answer was due (the writer is busy or not
+    /// running): it will be, exactly once.
+    Pending { command_id: Uuid },
+}
+
+/// Why a write was refused before it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteRejection {
+    #[error(transparent)]
+    Invalid(#[from] crate::write::WriteError),
+    #[error("Record {key} not found in {table}")]
+    NotFound { table: String, key: String },
+    #[error("A record {key} already exists in {table}")]
+    AlreadyExists { table: String, key: String },
+    #[error("{table} is still being imported; writes open when its import has finished")]
+    NotReady { table: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The audited writer: the only way anything changes ACDB rows.
+#[async_trait]
+pub trait AcdbWrites: Send + Sync {
+    /// Records `write` as requested by `context`, has it applied, and waits (a bounded time) for
+    /// the outcome. A context that reverts a mutation marks the write as its compensation.
+    async fn submit(
+        &self,
+        write: crate::write::TableWrite,
+        context: &CommandContext,
+    ) -> Result<WriteOutcome, CommandError<WriteRejection>>;
+
+    /// The columns of `table` as the change capture last saw them (the catalogue's, plus any
+    /// added in Access).
+    async fn columns(&self, table: &str) -> Result<Vec<String>, CommandError<WriteRejection>>;
 }

@@ -15,6 +15,13 @@ use uuid::Uuid;
 
 use crate::acdb::RowHash;
 
+/// The metadata key naming the capture step that recorded an ACDB row change: `snapshot`,
+/// `poll`, `reconcile`, or `write` (ccare's audited writer).
+pub const CDC_PHASE_KEY: &str = "cdc_phase";
+
+/// The metadata key naming the mutation (the event position of the change) a change reverts.
+pub const REVERTS_KEY: &str = "reverts_mutation";
+
 /// How a change reached ccare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

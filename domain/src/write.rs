@@ -378,6 +378,42 @@ impl fmt::Display for TableWrite {
     }
 }
 
+/// The aggregate type of write commands into the ACDB. Permanent: stored in every event.
+pub const ACDB_WRITE: &str = "AcdbWrite";
+
+/// The version of [`WriteEvent`]'s payload shapes.
+pub const WRITE_EVENT_VERSION: &str = "1";
+
+/// The life of one write command, as the audit keeps it: requested with its actor, then applied
+/// to the ACDB or failed with the ACDB's reason. The row's own change event (`CustomerUpdated`…)
+/// names the command as its cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteEvent {
+    WriteRequested {
+        write: TableWrite,
+        /// The mutation (event position) this write reverts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reverts: Option<i64>,
+    },
+    WriteApplied {
+        /// The row key's display form.
+        key: String,
+    },
+    WriteFailed {
+        reason: String,
+    },
+}
+
+impl WriteEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WriteEvent::WriteRequested { .. } => "WriteRequested",
+            WriteEvent::WriteApplied { .. } => "WriteApplied",
+            WriteEvent::WriteFailed { .. } => "WriteFailed",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

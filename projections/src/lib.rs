@@ -8,6 +8,7 @@
 //! - [`customers`]: the `customers` read model (customers, phones, accounts, meters) and its queries;
 //! - [`users`]: the `users` read model (accounts, roles, logged-out tokens) behind every request's
 //!   authorisation;
+//! - [`mutations`]: the audit of every change (ACDB rows, user accounts) with before and after;
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -21,6 +22,7 @@
 pub mod customers;
 mod error;
 mod log;
+pub mod mutations;
 mod pg;
 mod projection;
 mod read_models;
@@ -44,5 +46,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(customers::CustomersProjection),
         Arc::new(users::UsersProjection),
+        Arc::new(mutations::MutationsProjection),
     ]
 }

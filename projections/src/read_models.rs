@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::customers::{self, Customer};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::mutations::{self, Mutation, MutationFilter};
 use crate::users::{self, User};
 
 /// A cheap, cloneable handle on the read models (it wraps the connection pool).
@@ -91,6 +92,26 @@ impl ReadModels {
     /// See [`users::employees`].
     pub async fn employees(&self) -> Result<Vec<User>> {
         users::employees(&self.pool).await
+    }
+
+    /// See [`mutations::list`].
+    pub async fn mutations(
+        &self,
+        filter: &MutationFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Mutation>, i64)> {
+        mutations::list(&self.pool, filter, limit, offset).await
+    }
+
+    /// See [`mutations::by_id`].
+    pub async fn mutation(&self, id: i64) -> Result<Option<Mutation>> {
+        mutations::by_id(&self.pool, id).await
+    }
+
+    /// See [`mutations::latest_of_record`].
+    pub async fn latest_mutation_of(&self, table: &str, record_id: &str) -> Result<Option<i64>> {
+        mutations::latest_of_record(&self.pool, table, record_id).await
     }
 
     /// Waits until the read model `projection` has applied every event up to `position`, so a

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use adapters::acdb;
 use adapters::cdc::{Cdc, CdcConfig};
 use adapters::store::EventStore;
+use adapters::writer::{AuditedWriter, WriterClaims};
 use domain::catalog::{table_spec, TableSpec, CAPTURED_TABLES};
 use sqlx::PgPool;
 
@@ -66,6 +67,15 @@ pub fn build(settings: &Settings, pool: PgPool, location: &AcdbLocation) -> Cdc 
         config,
         Arc::new(CdcProgress::new()),
     )
+    // Changes the audited writer made are attributed to their command, not to Access.
+    .with_own_writes(Arc::new(WriterClaims))
+}
+
+/// The audited writer over the ACDB at `location` (it runs with the capture: in production both
+/// live on the Windows host next to the ACDB).
+pub fn writer(pool: PgPool, location: &AcdbLocation) -> AuditedWriter {
+    let location = location.clone();
+    AuditedWriter::new(pool, Arc::new(move || acdb::open_writer(&location)))
 }
 
 fn captured_tables(settings: &Settings) -> Vec<&'static TableSpec> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use adapters::acdb::generate::{generate, GenerateOptions};
 use adapters::commands::UserAccounts;
+use adapters::writer::WriteQueue;
 use anyhow::Context;
 use projections::ProjectorRunner;
 use tokio::task::JoinSet;
@@ -14,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Role, ServeArgs};
 use crate::config::{AcdbLocation, Settings};
 use crate::database::{ensure_dir, Database};
+
+/// How long a write request waits for the writer's outcome before answering 202 (pending).
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let roles = resolve_roles(&settings, &args.role)?;
@@ -207,6 +211,17 @@ async fn run_roles(
                 cdc.run(token.cancelled_owned()).await.map_err(Into::into),
             )
         });
+        let writer = super::cdc::writer(db.pool.clone(), &location);
+        let token = stop.clone();
+        tasks.spawn(async move {
+            (
+                Role::Cdc,
+                writer
+                    .run(token.cancelled_owned())
+                    .await
+                    .map_err(Into::into),
+            )
+        });
     }
     if roles.contains(&Role::Projector) {
         let runner = Arc::new(ProjectorRunner::new(db.pool.clone(), projections::all()));
@@ -234,6 +249,7 @@ async fn run_roles(
                 db.pool.clone(),
                 Arc::new(api::auth::passwords::Argon2Credentials),
             )),
+            Arc::new(WriteQueue::new(db.pool.clone(), WRITE_WAIT)),
             tokens,
         );
         let token = stop.clone();

@@ -223,6 +223,7 @@ fn matches_filter(filter: &ScanFilter, key: Option<&RowKey>, row: &AcdbRow) -> b
     match filter {
         ScanFilter::All => true,
         ScanFilter::KeyAfter(after) => key.is_some_and(|k| k > after),
+        ScanFilter::KeyEquals(wanted) => key.is_some_and(|k| k == wanted),
         ScanFilter::AtLeast { column, value } => at_least(row.get(column), value),
     }
 }

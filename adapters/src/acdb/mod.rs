@@ -54,6 +54,8 @@ pub enum ScanFilter {
     KeyAfter(RowKey),
     /// Rows whose `column` is at least `value` (a watermark with its trailing window).
     AtLeast { column: String, value: KeyPart },
+    /// The row with this key (the audited writer reading back what it wrote).
+    KeyEquals(RowKey),
 }
 
 /// A streaming read of one table.
@@ -98,6 +100,41 @@ pub trait AcdbReader: Send {
     ) -> Result<()>;
 }
 
+/// Writes to the ACDB, for the audited writer only (see `crate::writer`). One ACDB transaction
+/// at a time per connection: `begin`, the statements, then `commit` or `rollback`.
+pub trait AcdbWriter: AcdbReader {
+    fn begin(&mut self) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+
+    /// Inserts a row of `spec.table` with `values`; returns the key the ACDB assigned when the
+    /// table's key is an AutoNumber the values leave out.
+    fn insert(&mut self, spec: &TableSpec, values: &AcdbRow) -> Result<Option<i64>>;
+
+    /// Sets `values` on the row `key`; returns the number of rows changed.
+    fn update(&mut self, spec: &TableSpec, key: &RowKey, values: &AcdbRow) -> Result<u64>;
+
+    /// Deletes the row `key`; returns the number of rows deleted.
+    fn delete(&mut self, spec: &TableSpec, key: &RowKey) -> Result<u64>;
+
+    /// The row `key` as the change capture would read it (same typing, so the same hash).
+    fn read_row(&mut self, spec: &TableSpec, key: &RowKey) -> Result<Option<AcdbRow>> {
+        let mut found = None;
+        self.scan(
+            spec,
+            &Scan {
+                filter: ScanFilter::KeyEquals(key.clone()),
+                batch_size: 2,
+            },
+            &mut |rows| {
+                found = rows.into_iter().next();
+                false
+            },
+        )?;
+        Ok(found)
+    }
+}
+
 pub mod file;
 pub mod generate;
 pub mod odbc;
@@ -112,6 +149,20 @@ use std::path::PathBuf;
 pub enum AcdbLocation {
     Odbc(String),
     File(PathBuf),
+}
+
+/// Opens a connection the audited writer can write through: ODBC only (an `.accdb`/`.mdb` file
+/// read without ODBC is read-only).
+pub fn open_writer(location: &AcdbLocation) -> Result<Box<dyn AcdbWriter>> {
+    match location {
+        AcdbLocation::Odbc(connection_string) => {
+            Ok(Box::new(odbc::OdbcReader::connect(connection_string)?))
+        }
+        AcdbLocation::File(path) => Err(crate::Error::AcdbFile {
+            path: path.clone(),
+            message: "is read without ODBC, which cannot write: writes need ACDB_DSN".into(),
+        }),
+    }
 }
 
 /// Opens a reader for `location`: [`odbc::OdbcReader`] for a connection string,

@@ -592,6 +592,7 @@ fn select_sql(
             conditions.push(format!("{} >= ?", quote(column)));
             params.push(parameter(value, dialect));
         }
+        ScanFilter::KeyEquals(key) => conditions.push(key_equals(spec, key, dialect, &mut params)?),
     }
     if let Some(key) = resume_after {
         conditions.push(key_after(spec, key, dialect, &mut params)?);
@@ -644,6 +645,152 @@ fn key_after(
         alternatives.push(format!("({})", terms.join(" AND ")));
     }
     Ok(alternatives.join(" OR "))
+}
+
+/// `[k1] = ? AND [k2] = ?` for the row `key`.
+fn key_equals(
+    spec: &TableSpec,
+    key: &RowKey,
+    dialect: Dialect,
+    params: &mut Params,
+) -> Result<String> {
+    if key.parts().len() != spec.key.len() {
+        return Err(Error::AcdbQuery {
+            table: spec.table.to_string(),
+            message: format!(
+                "a key has {} parts but the table's key has {}",
+                key.parts().len(),
+                spec.key.len()
+            ),
+        });
+    }
+    let mut terms = Vec::with_capacity(spec.key.len());
+    for (column, part) in spec.key.iter().zip(key.parts()) {
+        terms.push(format!("{} = ?", quote(column)));
+        params.push(parameter(part, dialect));
+    }
+    Ok(terms.join(" AND "))
+}
+
+/// A cell value as a statement parameter: typed as the drivers expect (dates as the dialect
+/// compares them, decimals as exact text, never through a float).
+fn value_parameter(value: &AcdbValue, dialect: Dialect) -> Box<dyn InputParameter> {
+    match value {
+        AcdbValue::Null => Box::new(None::<&str>.into_parameter()),
+        AcdbValue::Bool(b) => Box::new(i32::from(*b)),
+        AcdbValue::Int(i) => parameter(&KeyPart::Int(*i), dialect),
+        AcdbValue::Text(s) => Box::new(s.clone().into_parameter()),
+        AcdbValue::Decimal { decimal } => Box::new(decimal.to_string().into_parameter()),
+        AcdbValue::DateTime { datetime } => parameter(&KeyPart::DateTime(*datetime), dialect),
+        AcdbValue::Bytes { bytes } => Box::new(bytes.clone().into_parameter()),
+    }
+}
+
+impl OdbcReader {
+    /// Runs a statement that returns no rows; the number of rows it changed.
+    fn execute_dml(&self, table: &str, sql: &str, params: Params) -> Result<u64> {
+        let mut statement = self.conn.preallocate().map_err(self.query_error(table))?;
+        statement
+            .execute(sql, params.as_slice())
+            .map_err(self.query_error(table))?;
+        let changed = statement.row_count().map_err(self.query_error(table))?;
+        Ok(changed.unwrap_or(0) as u64)
+    }
+
+    /// The AutoNumber the last insert on this connection was given.
+    fn last_insert_id(&self, table: &str) -> Result<i64> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => "SELECT last_insert_rowid()",
+            Dialect::Access | Dialect::File => "SELECT @@IDENTITY",
+        };
+        let error = self.query_error(table);
+        let mut cursor = self.query(table, sql, ())?;
+        let mut text = Vec::new();
+        let mut row = cursor
+            .next_row()
+            .map_err(&error)?
+            .ok_or_else(|| Error::AcdbQuery {
+                table: table.to_string(),
+                message: format!("{sql} returned no row"),
+            })?;
+        row.get_text(1, &mut text).map_err(&error)?;
+        let text = String::from_utf8_lossy(&text);
+        text.trim().parse().map_err(|_| Error::AcdbQuery {
+            table: table.to_string(),
+            message: format!("{sql} returned {text:?}, not a key"),
+        })
+    }
+}
+
+impl super::AcdbWriter for OdbcReader {
+    fn begin(&mut self) -> Result<()> {
+        self.conn
+            .set_autocommit(false)
+            .map_err(self.query_error("(transaction)"))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        let error = self.query_error("(transaction)");
+        self.conn.commit().map_err(&error)?;
+        self.conn.set_autocommit(true).map_err(&error)
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        let error = self.query_error("(transaction)");
+        self.conn.rollback().map_err(&error)?;
+        self.conn.set_autocommit(true).map_err(&error)
+    }
+
+    fn insert(&mut self, spec: &TableSpec, values: &AcdbRow) -> Result<Option<i64>> {
+        let table = self.resolve(spec.table)?;
+        let columns: Vec<String> = values.column_names().map(quote).collect();
+        let marks = vec!["?"; columns.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({marks})",
+            quote(&table),
+            columns.join(", ")
+        );
+        let params: Params = values
+            .columns()
+            .map(|(_, v)| value_parameter(v, self.dialect))
+            .collect();
+        self.execute_dml(&table, &sql, params)?;
+        let auto_key = spec.key.len() == 1
+            && spec.column_kind(spec.key[0]) == Some(ColumnKind::Int)
+            && values.get(spec.key[0]).is_null();
+        if auto_key {
+            Ok(Some(self.last_insert_id(&table)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn update(&mut self, spec: &TableSpec, key: &RowKey, values: &AcdbRow) -> Result<u64> {
+        let table = self.resolve(spec.table)?;
+        let sets: Vec<String> = values
+            .column_names()
+            .map(|c| format!("{} = ?", quote(c)))
+            .collect();
+        let mut params: Params = values
+            .columns()
+            .map(|(_, v)| value_parameter(v, self.dialect))
+            .collect();
+        let condition = key_equals(spec, key, self.dialect, &mut params)?;
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {condition}",
+            quote(&table),
+            sets.join(", ")
+        );
+        self.execute_dml(&table, &sql, params)
+    }
+
+    fn delete(&mut self, spec: &TableSpec, key: &RowKey) -> Result<u64> {
+        let table = self.resolve(spec.table)?;
+        let mut params: Params = Vec::new();
+        let condition = key_equals(spec, key, self.dialect, &mut params)?;
+        let sql = format!("DELETE FROM {} WHERE {condition}", quote(&table));
+        self.execute_dml(&table, &sql, params)
+    }
 }
 
 fn parameter(part: &KeyPart, dialect: Dialect) -> Box<dyn InputParameter> {

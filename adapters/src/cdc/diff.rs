@@ -503,6 +503,7 @@ async fn emit(
                 key,
                 kind: change.kind(),
                 row_hash: change.current_row().map(|_| *hash),
+                row: change.current_row(),
             })
             .collect();
         let claims = cdc.own_writes.claim(&mut *tx, &found).await?;

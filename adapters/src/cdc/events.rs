@@ -17,7 +17,8 @@ use crate::store::{EncodedEvent, EventHead};
 use crate::Result;
 
 /// The metadata key naming the capture step that found a change.
-pub(super) const PHASE_KEY: &str = "cdc_phase";
+pub(super) const PHASE_KEY: &str = domain::envelope::CDC_PHASE_KEY;
+use domain::envelope::REVERTS_KEY;
 
 /// Builds the events of one table's cycle.
 pub(super) struct EventFactory {
@@ -41,7 +42,7 @@ impl EventFactory {
         let (actor, causation_id) = match (own_write, self.phase) {
             (Some(own), _) => (own.actor.clone(), Some(own.causation_id)),
             (None, Phase::Snapshot) => (Actor::system(), None),
-            (None, Phase::Poll | Phase::Reconcile) => (Actor::cdc_external(), None),
+            (None, Phase::Poll | Phase::Reconcile | Phase::Write) => (Actor::cdc_external(), None),
         };
         let envelope = Envelope {
             actor,
@@ -56,6 +57,9 @@ impl EventFactory {
         };
         let mut metadata = envelope.to_metadata();
         metadata.insert(PHASE_KEY.to_string(), self.phase.as_str().to_string());
+        if let Some(reverts) = own_write.and_then(|own| own.reverts) {
+            metadata.insert(REVERTS_KEY.to_string(), reverts.to_string());
+        }
         let aggregate_type = self.spec.aggregate_type;
         NewEvent {
             event_id: capture_event_id(aggregate_type, key, sequence),

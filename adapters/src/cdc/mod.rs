@@ -105,6 +105,7 @@
 
 mod diff;
 mod events;
+mod own;
 mod reconcile;
 mod scan;
 mod snapshot;
@@ -122,7 +123,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use domain::acdb::RowHash;
+use domain::acdb::{AcdbRow, RowHash};
 use domain::catalog::TableSpec;
 use domain::envelope::Actor;
 
@@ -131,6 +132,8 @@ use crate::store::EventStore;
 use crate::{Error, Result};
 
 pub use status::{status, CdcStatus, TableStatus};
+
+pub(crate) use own::{captured_row, lock_table, record_change};
 
 /// Ids behind the watermark an append-only table with an integer watermark re-reads each
 /// cycle, to catch late arrivals and recent edits.
@@ -174,6 +177,8 @@ pub enum Phase {
     Poll,
     /// Checking the captured state against the ACDB and repairing drift.
     Reconcile,
+    /// Recorded by ccare's audited writer for a change it made.
+    Write,
 }
 
 impl Phase {
@@ -182,6 +187,7 @@ impl Phase {
             Phase::Snapshot => "snapshot",
             Phase::Poll => "poll",
             Phase::Reconcile => "reconcile",
+            Phase::Write => "write",
         }
     }
 }
@@ -250,6 +256,8 @@ pub struct FoundChange<'a> {
     pub kind: &'static str,
     /// The hash of the row as it is now (`None` for a deletion).
     pub row_hash: Option<RowHash>,
+    /// The row as it is now (`None` for a deletion).
+    pub row: Option<&'a AcdbRow>,
 }
 
 /// Who made a change that ccare's own audited writer applied to the ACDB.
@@ -258,6 +266,8 @@ pub struct OwnWrite {
     pub actor: Actor,
     /// The command that made the change.
     pub causation_id: Uuid,
+    /// The mutation (event position) the command reverts, for a revert.
+    pub reverts: Option<i64>,
 }
 
 /// Recognises changes made by ccare's own audited writer, so that they are linked to their

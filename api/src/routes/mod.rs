@@ -2,3 +2,5 @@
 
 pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod mutations;
+pub(crate) mod tables;

@@ -10,6 +10,7 @@ use adapters::acdb::{self, AcdbLocation};
 use adapters::cdc::{Cdc, CdcConfig, NoProgress};
 use adapters::commands::UserAccounts;
 use adapters::store::EventStore;
+use adapters::writer::{AuditedWriter, WriteQueue, WriterClaims};
 use api::auth::passwords;
 use api::{AppState, TokenKeys};
 use axum::body::Body;
@@ -33,7 +34,7 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) struct TestApp {
     pub(crate) db: TestDatabase,
     /// The generated ACDB, kept for as long as the app (dropping it removes the file).
-    _acdb: TestAcdb,
+    pub(crate) acdb: TestAcdb,
     pub(crate) router: Router,
     pub(crate) users: Arc<UserAccounts>,
     stop: CancellationToken,
@@ -67,7 +68,8 @@ impl TestApp {
                 safety_share: 0.5,
             },
             Arc::new(NoProgress),
-        );
+        )
+        .with_own_writes(Arc::new(WriterClaims));
         cdc.run_cycle().await.expect("the test ACDB imports");
 
         let runner = Arc::new(
@@ -81,17 +83,31 @@ impl TestApp {
         let stop = CancellationToken::new();
         let following = stop.clone();
         tokio::spawn(async move { runner.run(following.cancelled_owned()).await });
+        let polling = stop.clone();
+        tokio::spawn(async move { cdc.run(polling.cancelled_owned()).await });
+        let dsn = acdb.dsn();
+        let writer = AuditedWriter::new(
+            db.pool.clone(),
+            Arc::new(move || acdb::open_writer(&AcdbLocation::Odbc(dsn.clone()))),
+        );
+        let writing = stop.clone();
+        tokio::spawn(async move { writer.run(writing.cancelled_owned()).await });
 
         let users = Arc::new(UserAccounts::new(
             db.pool.clone(),
             Arc::new(passwords::Argon2Credentials),
         ));
         let tokens = TokenKeys::new(&secret(), Duration::from_secs(3600)).unwrap();
-        let state = AppState::new(ReadModels::new(db.pool.clone()), users.clone(), tokens);
+        let state = AppState::new(
+            ReadModels::new(db.pool.clone()),
+            users.clone(),
+            Arc::new(WriteQueue::new(db.pool.clone(), Duration::from_secs(20))),
+            tokens,
+        );
         TestApp {
             router: api::router(state),
             db,
-            _acdb: acdb,
+            acdb,
             users,
             stop,
         }
@@ -192,6 +208,43 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    pub(crate) async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Events in the log.
+    pub(crate) async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from event_log")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// A customer id of the imported ACDB (the smallest).
+    pub(crate) async fn some_customer(&self) -> i64 {
+        sqlx::query_scalar("select min(customer_id) from read_model.customers")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// One text cell of the ACDB, read over ODBC as office staff would see it.
+    pub(crate) fn acdb_text(&self, sql: &str) -> Option<String> {
+        use odbc_api::Cursor;
+        let env = odbc_api::environment().unwrap();
+        let conn = env
+            .connect_with_connection_string(
+                &self.acdb.dsn(),
+                odbc_api::ConnectionOptions::default(),
+            )
+            .unwrap();
+        let mut cursor = conn.execute(sql, (), None).unwrap().unwrap();
+        let mut row = cursor.next_row().unwrap()?;
+        let mut text = Vec::new();
+        let present = row.get_text(1, &mut text).unwrap();
+        present.then(|| String::from_utf8(text).unwrap())
     }
 
     pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Reply {
