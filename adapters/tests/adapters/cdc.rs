@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 /// Small chunks so that even a small ACDB is imported in many transactions.
 const CHUNK_ROWS: usize = 500;
 
-fn config(tables: Vec<&'static TableSpec>) -> CdcConfig {
+pub(crate) fn config(tables: Vec<&'static TableSpec>) -> CdcConfig {
     CdcConfig {
         tables,
         chunk_rows: CHUNK_ROWS,
@@ -33,12 +33,12 @@ fn config(tables: Vec<&'static TableSpec>) -> CdcConfig {
     }
 }
 
-fn reader_factory(acdb: &TestAcdb) -> ReaderFactory {
+pub(crate) fn reader_factory(acdb: &TestAcdb) -> ReaderFactory {
     let location = AcdbLocation::Odbc(acdb.dsn());
     Arc::new(move || acdb::open(&location))
 }
 
-fn capture(db: &TestDatabase, acdb: &TestAcdb, progress: Arc<dyn ProgressSink>) -> Cdc {
+pub(crate) fn capture(db: &TestDatabase, acdb: &TestAcdb, progress: Arc<dyn ProgressSink>) -> Cdc {
     capture_tables(db, acdb, progress, CAPTURED_TABLES.iter().collect())
 }
 
@@ -103,7 +103,7 @@ async fn events_after(pool: &PgPool, position: i64) -> Vec<Event> {
         .collect()
 }
 
-async fn head(pool: &PgPool) -> i64 {
+pub(crate) async fn head(pool: &PgPool) -> i64 {
     sqlx::query_scalar("select coalesce(max(position), 0) from event_log")
         .fetch_one(pool)
         .await
@@ -129,7 +129,7 @@ async fn rejected_rows(pool: &PgPool, table: &str) -> Vec<(String, String, Strin
         .collect()
 }
 
-async fn import(cdc: &Cdc) {
+pub(crate) async fn import(cdc: &Cdc) {
     let report = cdc.run_cycle().await.expect("the import succeeds");
     for table in &report.tables {
         assert!(

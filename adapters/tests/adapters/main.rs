@@ -5,3 +5,4 @@ mod acdb;
 mod cdc;
 mod postgres;
 mod store;
+mod writer;
