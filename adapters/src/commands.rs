@@ -1,4 +1,4 @@
-//! Commands on the aggregates ccare owns (users today; tariffs and tickets later), through
+//! Commands on the aggregates ccare owns (users and tariff schedules; tickets later), through
 //! cqrs-es and postgres-es. postgres-es writes the `events` view, so these events join the same
 //! global log, hash chain and notifications as the captured ones.
 
@@ -11,7 +11,8 @@ use postgres_es::PostgresCqrs;
 use sqlx::PgPool;
 
 use domain::auth::{Credentials, UserAccount, UserCommand, UserError};
-use domain::command::{CommandContext, CommandError, Committed, UserCommands};
+use domain::command::{CommandContext, CommandError, Committed, TariffCommands, UserCommands};
+use domain::tariff::{TariffCommand, TariffError, TariffSchedule, TariffScope};
 
 /// How often a command that lost an optimistic-concurrency race is tried again.
 const CONFLICT_RETRIES: usize = 3;
@@ -43,8 +44,7 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Committed, CommandError<A::Error>> {
-        let metadata: HashMap<String, String> =
-            context.envelope().to_metadata().into_iter().collect();
+        let metadata: HashMap<String, String> = context.metadata().into_iter().collect();
         let cqrs = self.cqrs.clone();
         let pool = self.pool.clone();
         let id = id.to_string();
@@ -118,5 +118,28 @@ impl UserCommands for UserAccounts {
         context: &CommandContext,
     ) -> Result<Committed, CommandError<UserError>> {
         self.0.execute(user_key, command, context).await
+    }
+}
+
+/// The tariff schedules, on postgres-es.
+pub struct TariffSchedules(Executor<TariffSchedule>);
+
+impl TariffSchedules {
+    pub fn new(pool: PgPool) -> Self {
+        TariffSchedules(Executor::new(pool, ()))
+    }
+}
+
+#[async_trait]
+impl TariffCommands for TariffSchedules {
+    async fn execute(
+        &self,
+        scope: &TariffScope,
+        command: TariffCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<TariffError>> {
+        self.0
+            .execute(&scope.aggregate_id(), command, context)
+            .await
     }
 }

@@ -16,6 +16,7 @@ pub mod commands;
 mod error;
 pub mod postgres;
 pub mod store;
+pub mod tariffs;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -21,7 +21,7 @@ use projections::ReadModels;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use domain::command::{AcdbWrites, Committed, UserCommands};
+use domain::command::{AcdbWrites, Committed, TariffCommands, UserCommands};
 
 pub use auth::limiter::LoginLimiter;
 pub use auth::tokens::{SecretTooShort, TokenKeys, MIN_SECRET_BYTES};
@@ -29,7 +29,7 @@ pub use error::{ApiError, ApiResult};
 pub use routes::admin::REGISTRATION_CODE_DAYS;
 
 /// How long a command's answer waits for the read models to show its change.
-const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -37,6 +37,7 @@ pub struct AppState {
     pub read_models: ReadModels,
     pub users: Arc<dyn UserCommands>,
     pub writes: Arc<dyn AcdbWrites>,
+    pub tariffs: Arc<dyn TariffCommands>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<LoginLimiter>,
 }
@@ -46,15 +47,28 @@ impl AppState {
         read_models: ReadModels,
         users: Arc<dyn UserCommands>,
         writes: Arc<dyn AcdbWrites>,
+        tariffs: Arc<dyn TariffCommands>,
         tokens: TokenKeys,
     ) -> Self {
         AppState {
             read_models,
             users,
             writes,
+            tariffs,
             tokens: Arc::new(tokens),
             limiter: Arc::new(LoginLimiter::new()),
         }
+    }
+
+    /// Waits until the tariff read model (and the audit) show `committed`.
+    pub(crate) async fn visible_tariffs(&self, committed: Committed) -> ApiResult<()> {
+        if let Some(position) = committed.position {
+            self.read_models
+                .wait_until_applied(projections::tariffs::NAME, position, VISIBLE_WITHIN)
+                .await?;
+            self.visible_mutation(Some(position)).await?;
+        }
+        Ok(())
     }
 
     /// Waits until the mutation audit shows the change at `position`.
@@ -67,13 +81,14 @@ impl AppState {
         Ok(())
     }
 
-    /// Waits until the `users` read model shows `committed` (read your writes: once a command's
+    /// Waits until the `users` read model and the audit show `committed` (read your writes: once a command's
     /// answer is sent, the next request sees its effect — a logout or a role change included).
     pub(crate) async fn visible(&self, committed: Committed) -> ApiResult<()> {
         if let Some(position) = committed.position {
             self.read_models
                 .wait_until_applied(projections::users::NAME, position, VISIBLE_WITHIN)
                 .await?;
+            self.visible_mutation(Some(position)).await?;
         }
         Ok(())
     }
@@ -140,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::routes())
         .merge(routes::tables::routes())
         .merge(routes::mutations::routes())
+        .merge(routes::tariff::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

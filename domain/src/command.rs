@@ -139,3 +139,14 @@ pub trait AcdbWrites: Send + Sync {
     /// added in Access).
     async fn columns(&self, table: &str) -> Result<Vec<String>, CommandError<WriteRejection>>;
 }
+
+/// The tariff schedules ccare owns (events only).
+#[async_trait]
+pub trait TariffCommands: Send + Sync {
+    async fn execute(
+        &self,
+        scope: &crate::tariff::TariffScope,
+        command: crate::tariff::TariffCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<crate::tariff::TariffError>>;
+}

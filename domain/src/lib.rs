@@ -14,7 +14,8 @@
 //! - [`records`]: typed, read-only readings of captured rows, so projections hold no rules;
 //! - [`auth`]: roles and permissions, and the user-account aggregate (state ccare owns);
 //! - [`command`]: command context and outcome, and the ports the write side implements;
-//! - [`write`]: validated writes of ACDB rows (tables, keys, columns, coerced values).
+//! - [`write`]: validated writes of ACDB rows (tables, keys, columns, coerced values);
+//! - [`tariff`]: global, site and customer rate schedules with effective dates, and resolution.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -36,4 +37,5 @@ mod quantity;
 pub mod record;
 pub mod records;
 pub mod site;
+pub mod tariff;
 pub mod write;

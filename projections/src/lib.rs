@@ -9,6 +9,7 @@
 //! - [`users`]: the `users` read model (accounts, roles, logged-out tokens) behind every request's
 //!   authorisation;
 //! - [`mutations`]: the audit of every change (ACDB rows, user accounts) with before and after;
+//! - [`tariffs`]: the global rate, the rate schedules and their history;
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -28,6 +29,7 @@ mod projection;
 mod read_models;
 mod registry;
 mod runner;
+pub mod tariffs;
 pub mod users;
 
 use std::sync::Arc;
@@ -47,5 +49,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(customers::CustomersProjection),
         Arc::new(users::UsersProjection),
         Arc::new(mutations::MutationsProjection),
+        Arc::new(tariffs::TariffsProjection),
     ]
 }

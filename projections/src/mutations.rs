@@ -13,6 +13,7 @@ use domain::catalog::spec_for_aggregate;
 use domain::envelope::{CDC_PHASE_KEY, REVERTS_KEY};
 use domain::event::StoredEvent;
 use domain::record::RowChange;
+use domain::tariff::{TariffEvent, TARIFF_SCHEDULE};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::types::Json;
@@ -26,6 +27,10 @@ pub const NAME: &str = "mutations";
 
 /// The `table_name` of user-account mutations.
 pub const USERS_TABLE: &str = "users";
+
+/// The `table_name` of tariff-schedule mutations (site and customer overrides, future global
+/// rates). Changes of the current global rate are `tblconfig` mutations.
+pub const TARIFFS_TABLE: &str = "tariffs";
 
 /// Builds the `mutations` read model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,6 +217,48 @@ fn user_mutation(event: &StoredEvent, user_event: &UserEvent) -> Option<Mutation
     ))
 }
 
+/// The audit row of a tariff-schedule event (`None` for the bookkeeping of a global rate
+/// written to `tblconfig`, which is audited as that `tblconfig` change).
+fn tariff_mutation(event: &StoredEvent, tariff_event: &TariffEvent) -> Option<MutationRow> {
+    let revert = event.metadata.contains_key(REVERTS_KEY);
+    let entry_json = |from: &chrono::NaiveDateTime, entry: &domain::tariff::ScheduleEntry| {
+        json!({
+            "effective_from": from.format("%Y-%m-%d %H:%M:%S").to_string(),
+            "rate_lsl": entry.rate.map(|r| r.to_string()),
+            "notes": entry.notes,
+        })
+    };
+    let (kind, old, new) = match tariff_event {
+        TariffEvent::EntrySet {
+            effective_from,
+            entry,
+            previous,
+        } => (
+            if previous.is_some() {
+                "update"
+            } else {
+                "create"
+            },
+            previous.as_ref().map(|p| entry_json(effective_from, p)),
+            Some(entry_json(effective_from, entry)),
+        ),
+        TariffEvent::EntryCleared {
+            effective_from,
+            previous,
+        } => ("delete", Some(entry_json(effective_from, previous)), None),
+        TariffEvent::GlobalRateApplied { .. } => return None,
+    };
+    Some(base_row(
+        event,
+        action_name(kind, revert),
+        TARIFFS_TABLE,
+        old,
+        new,
+        vec!["rate_lsl".into()],
+        serde_json::to_value(tariff_event).ok(),
+    ))
+}
+
 /// The audit row of `event`, if it is a mutation.
 fn mutation_of(event: &StoredEvent) -> Result<Option<MutationRow>> {
     let unreadable = |reason: &str| Error::UnreadableEvent {
@@ -223,6 +270,11 @@ fn mutation_of(event: &StoredEvent) -> Result<Option<MutationRow>> {
         let user_event = UserEvent::deserialize(&event.payload)
             .map_err(|_| unreadable("its payload is not a user event"))?;
         return Ok(user_mutation(event, &user_event));
+    }
+    if event.aggregate_type == TARIFF_SCHEDULE {
+        let tariff_event = TariffEvent::deserialize(&event.payload)
+            .map_err(|_| unreadable("its payload is not a tariff event"))?;
+        return Ok(tariff_mutation(event, &tariff_event));
     }
     let Some(spec) = spec_for_aggregate(&event.aggregate_type) else {
         return Ok(None);

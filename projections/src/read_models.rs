@@ -9,7 +9,10 @@ use crate::customers::{self, Customer};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::mutations::{self, Mutation, MutationFilter};
+use crate::tariffs::{self, Entry, HistoryFilter, HistoryRow};
 use crate::users::{self, User};
+use domain::tariff::{TariffSchedule, TariffScope};
+use rust_decimal::Decimal;
 
 /// A cheap, cloneable handle on the read models (it wraps the connection pool).
 #[derive(Debug, Clone)]
@@ -112,6 +115,36 @@ impl ReadModels {
     /// See [`mutations::latest_of_record`].
     pub async fn latest_mutation_of(&self, table: &str, record_id: &str) -> Result<Option<i64>> {
         mutations::latest_of_record(&self.pool, table, record_id).await
+    }
+
+    /// See [`tariffs::entries`].
+    pub async fn tariff_entries(&self, scope: &str) -> Result<Vec<Entry>> {
+        tariffs::entries(&self.pool, scope).await
+    }
+
+    /// See [`tariffs::schedule`].
+    pub async fn tariff_schedule(&self, scope: &TariffScope) -> Result<TariffSchedule> {
+        tariffs::schedule(&self.pool, scope).await
+    }
+
+    /// See [`tariffs::global_rate`].
+    pub async fn global_rate(&self) -> Result<Option<(Decimal, chrono::NaiveDateTime)>> {
+        tariffs::global_rate(&self.pool).await
+    }
+
+    /// See [`tariffs::global_rate_row`].
+    pub async fn global_rate_row(&self) -> Result<Option<String>> {
+        tariffs::global_rate_row(&self.pool).await
+    }
+
+    /// See [`tariffs::history`].
+    pub async fn tariff_history(
+        &self,
+        filter: &HistoryFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<HistoryRow>, i64)> {
+        tariffs::history(&self.pool, filter, limit, offset).await
     }
 
     /// Waits until the read model `projection` has applied every event up to `position`, so a

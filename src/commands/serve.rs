@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use adapters::acdb::generate::{generate, GenerateOptions};
-use adapters::commands::UserAccounts;
+use adapters::commands::{TariffSchedules, UserAccounts};
 use adapters::writer::WriteQueue;
 use anyhow::Context;
 use projections::ProjectorRunner;
@@ -250,6 +250,7 @@ async fn run_roles(
                 Arc::new(api::auth::passwords::Argon2Credentials),
             )),
             Arc::new(WriteQueue::new(db.pool.clone(), WRITE_WAIT)),
+            Arc::new(TariffSchedules::new(db.pool.clone())),
             tokens,
         );
         let token = stop.clone();

@@ -4,3 +4,4 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod mutations;
 pub(crate) mod tables;
+pub(crate) mod tariff;

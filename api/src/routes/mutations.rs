@@ -16,8 +16,9 @@ use domain::catalog::{spec_for_aggregate, TableSpec};
 use domain::command::WriteOutcome;
 use domain::envelope::Channel;
 use domain::record::RowChange;
+use domain::tariff::{TariffCommand, TariffEvent, TariffScope};
 use domain::write::{TableWrite, WriteAction};
-use projections::mutations::{Mutation, MutationFilter, USERS_TABLE};
+use projections::mutations::{Mutation, MutationFilter, TARIFFS_TABLE, USERS_TABLE};
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
@@ -43,7 +44,13 @@ pub(crate) struct ListQuery {
     to: Option<String>,
 }
 
-fn int_param(name: &str, raw: Option<&str>, default: i64, min: i64, max: i64) -> ApiResult<i64> {
+pub(crate) fn int_param(
+    name: &str,
+    raw: Option<&str>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> ApiResult<i64> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(default);
     };
@@ -60,7 +67,7 @@ fn int_param(name: &str, raw: Option<&str>, default: i64, min: i64, max: i64) ->
 }
 
 /// A date (`2026-03-01`, from midnight UTC) or an RFC 3339 instant.
-fn instant_param(name: &str, raw: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+pub(crate) fn instant_param(name: &str, raw: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
@@ -204,6 +211,9 @@ async fn revert(
     if m.table_name == USERS_TABLE {
         return revert_user_change(&state, &m, &context).await;
     }
+    if m.table_name == TARIFFS_TABLE {
+        return revert_tariff_change(&state, &m, &context).await;
+    }
     let spec = spec_for_aggregate(&m.aggregate_type)
         .ok_or_else(|| ApiError::internal(format!("mutation {} names no captured table", m.id)))?;
     let change: RowChange = m
@@ -321,14 +331,73 @@ async fn revert_user_change(
     let committed = state.users.execute(&m.record_id, command, context).await?;
     state.visible(committed).await?;
     state.visible_mutation(committed.position).await?;
+    reverted(state, m, committed.position).await
+}
+
+/// The answer to a revert of a record ccare owns, naming what the compensation did.
+async fn reverted(
+    state: &AppState,
+    m: &Mutation,
+    position: Option<i64>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let action = match position {
+        Some(position) => state
+            .read_models
+            .mutation(position)
+            .await?
+            .map(|r| r.action),
+        None => None,
+    };
     Ok((
         StatusCode::OK,
         Json(json!({
             "message": format!("Mutation {} reverted", m.id),
-            "action": format!("revert_{}", m.action.trim_start_matches("revert_")),
+            "action": action,
             "table": m.table_name,
             "record_id": m.record_id,
-            "revert_mutation_id": committed.position,
+            "revert_mutation_id": position,
         })),
     ))
+}
+
+async fn revert_tariff_change(
+    state: &AppState,
+    m: &Mutation,
+    context: &domain::command::CommandContext,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let event: TariffEvent = m
+        .event
+        .as_ref()
+        .and_then(|e| serde_json::from_value(e.0.clone()).ok())
+        .ok_or_else(|| ApiError::internal(format!("mutation {} has no readable event", m.id)))?;
+    let scope = TariffScope::from_aggregate_id(&m.record_id)
+        .ok_or_else(|| ApiError::internal(format!("mutation {} names no tariff scope", m.id)))?;
+    let command = match event {
+        TariffEvent::EntrySet {
+            effective_from,
+            previous: Some(previous),
+            ..
+        }
+        | TariffEvent::EntryCleared {
+            effective_from,
+            previous,
+        } => TariffCommand::Set {
+            effective_from,
+            rate: previous.rate,
+            notes: previous.notes,
+        },
+        TariffEvent::EntrySet {
+            effective_from,
+            previous: None,
+            ..
+        } => TariffCommand::Clear { effective_from },
+        TariffEvent::GlobalRateApplied { .. } => {
+            return Err(ApiError::BadRequest(
+                "revert the tblconfig change the rate made instead".into(),
+            ))
+        }
+    };
+    let committed = state.tariffs.execute(&scope, command, context).await?;
+    state.visible_tariffs(committed).await?;
+    reverted(state, m, committed.position).await
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use adapters::acdb::{self, AcdbLocation};
 use adapters::cdc::{Cdc, CdcConfig, NoProgress};
-use adapters::commands::UserAccounts;
+use adapters::commands::{TariffSchedules, UserAccounts};
 use adapters::store::EventStore;
 use adapters::writer::{AuditedWriter, WriteQueue, WriterClaims};
 use api::auth::passwords;
@@ -102,6 +102,7 @@ impl TestApp {
             ReadModels::new(db.pool.clone()),
             users.clone(),
             Arc::new(WriteQueue::new(db.pool.clone(), Duration::from_secs(20))),
+            Arc::new(TariffSchedules::new(db.pool.clone())),
             tokens,
         );
         TestApp {
