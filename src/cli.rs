@@ -119,6 +119,15 @@ pub enum CdcCommand {
 pub enum AuditCommand {
     /// Verify the hash chain over the whole global log; report the first broken link.
     Verify,
+    /// Rebuild every read model as of an instant into a schema of its own, for auditors.
+    Replay {
+        /// The instant: RFC 3339 (2026-03-01T08:00:00+02:00) or a date (midnight UTC).
+        #[arg(long)]
+        until: String,
+        /// The schema to build into (default replay_<until>); it must not exist.
+        #[arg(long)]
+        schema: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

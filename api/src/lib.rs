@@ -21,15 +21,25 @@ use projections::ReadModels;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use domain::command::{AcdbWrites, Committed, TariffCommands, UserCommands};
+use domain::command::{AcdbWrites, ChainVerifier, Committed, TariffCommands, UserCommands};
 
 pub use auth::limiter::LoginLimiter;
 pub use auth::tokens::{SecretTooShort, TokenKeys, MIN_SECRET_BYTES};
 pub use error::{ApiError, ApiResult};
+
 pub use routes::admin::REGISTRATION_CODE_DAYS;
 
 /// How long a command's answer waits for the read models to show its change.
 pub(crate) const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The write side and the audit tools, as the API reaches them (the binary wires the adapters).
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserCommands>,
+    pub writes: Arc<dyn AcdbWrites>,
+    pub tariffs: Arc<dyn TariffCommands>,
+    pub chain: Arc<dyn ChainVerifier>,
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -38,23 +48,19 @@ pub struct AppState {
     pub users: Arc<dyn UserCommands>,
     pub writes: Arc<dyn AcdbWrites>,
     pub tariffs: Arc<dyn TariffCommands>,
+    pub chain: Arc<dyn ChainVerifier>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<LoginLimiter>,
 }
 
 impl AppState {
-    pub fn new(
-        read_models: ReadModels,
-        users: Arc<dyn UserCommands>,
-        writes: Arc<dyn AcdbWrites>,
-        tariffs: Arc<dyn TariffCommands>,
-        tokens: TokenKeys,
-    ) -> Self {
+    pub fn new(read_models: ReadModels, ports: Ports, tokens: TokenKeys) -> Self {
         AppState {
             read_models,
-            users,
-            writes,
-            tariffs,
+            users: ports.users,
+            writes: ports.writes,
+            tariffs: ports.tariffs,
+            chain: ports.chain,
             tokens: Arc::new(tokens),
             limiter: Arc::new(LoginLimiter::new()),
         }
@@ -156,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tables::routes())
         .merge(routes::mutations::routes())
         .merge(routes::tariff::routes())
+        .merge(routes::audit::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

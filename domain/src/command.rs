@@ -150,3 +150,20 @@ pub trait TariffCommands: Send + Sync {
         context: &CommandContext,
     ) -> Result<Committed, CommandError<crate::tariff::TariffError>>;
 }
+
+/// What a verification of the hash chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCheck {
+    /// Events whose link was recomputed.
+    pub checked: u64,
+    pub head_position: i64,
+    /// The first broken link: its position and what is wrong there.
+    pub first_broken: Option<(i64, String)>,
+}
+
+/// Verifies the global log's hash chain (implemented by the event store).
+#[async_trait]
+pub trait ChainVerifier: Send + Sync {
+    /// From the first event (`full`), or from the last verified checkpoint.
+    async fn verify(&self, full: bool) -> Result<ChainCheck, String>;
+}

@@ -24,6 +24,8 @@ pub enum Error {
     },
     #[error("projection {name:?}: the new generation did not catch up with the log in {attempts} attempts to swap it in")]
     SwapFailed { name: String, attempts: u32 },
+    #[error("schema {schema:?} already exists; choose another name or drop it")]
+    SchemaExists { schema: String },
     #[error("read model {name:?} has not yet applied the event at position {position}: is the projector running?")]
     NotCaughtUp { name: String, position: i64 },
     #[error("event at position {position} ({event_type}) cannot be read: {reason}")]

@@ -10,6 +10,7 @@
 //!   authorisation;
 //! - [`mutations`]: the audit of every change (ACDB rows, user accounts) with before and after;
 //! - [`tariffs`]: the global rate, the rate schedules and their history;
+//! - [`history`]: one record's changes read from the log (as-of views for auditors);
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -22,6 +23,7 @@
 
 pub mod customers;
 mod error;
+pub mod history;
 mod log;
 pub mod mutations;
 mod pg;

@@ -76,9 +76,21 @@ pub(crate) async fn read_batch(
     aggregate_types: Option<&[&str]>,
     limits: BatchLimits,
 ) -> Result<Batch> {
+    read_batch_until(conn, checkpoint, aggregate_types, limits, i64::MAX).await
+}
+
+/// Like [`read_batch`], reading nothing past position `ceiling` (a replay of the log as it
+/// stood at some moment).
+pub(crate) async fn read_batch_until(
+    conn: &mut PgConnection,
+    checkpoint: i64,
+    aggregate_types: Option<&[&str]>,
+    limits: BatchLimits,
+    ceiling: i64,
+) -> Result<Batch> {
     // The head is read before the events, by its own statement: under READ COMMITTED the next
     // statement's snapshot is newer, so it sees every event up to this head.
-    let head = head(&mut *conn).await?;
+    let head = head(&mut *conn).await?.min(ceiling);
     if checkpoint >= head {
         return Ok(Batch {
             events: Vec::new(),

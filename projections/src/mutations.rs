@@ -402,7 +402,7 @@ impl Projection for MutationsProjection {
 }
 
 /// A mutation as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mutation {
     pub id: i64,
     pub recorded_at: DateTime<Utc>,
@@ -416,8 +416,8 @@ pub struct Mutation {
     pub table_name: String,
     pub record_id: String,
     pub aggregate_type: String,
-    pub old_values: Option<Json<Value>>,
-    pub new_values: Option<Json<Value>>,
+    pub old_values: Option<Value>,
+    pub new_values: Option<Value>,
     pub changed: Vec<String>,
     pub command_id: Option<String>,
     pub reverts: Option<i64>,
@@ -425,7 +425,61 @@ pub struct Mutation {
     pub reverted_at: Option<DateTime<Utc>>,
     pub reverted_by_user: Option<String>,
     /// The event's payload, exact (what a revert compensates).
-    pub event: Option<Json<Value>>,
+    pub event: Option<Value>,
+}
+
+/// [`Mutation`] as its row reads.
+#[derive(sqlx::FromRow)]
+struct MutationSqlRow {
+    id: i64,
+    recorded_at: DateTime<Utc>,
+    occurred_at: Option<String>,
+    user_type: Option<String>,
+    user_id: Option<String>,
+    user_name: Option<String>,
+    role: Option<String>,
+    channel: String,
+    action: String,
+    table_name: String,
+    record_id: String,
+    aggregate_type: String,
+    old_values: Option<Json<Value>>,
+    new_values: Option<Json<Value>>,
+    changed: Vec<String>,
+    command_id: Option<String>,
+    reverts: Option<i64>,
+    reverted_by: Option<i64>,
+    reverted_at: Option<DateTime<Utc>>,
+    reverted_by_user: Option<String>,
+    event: Option<Json<Value>>,
+}
+
+impl From<MutationSqlRow> for Mutation {
+    fn from(r: MutationSqlRow) -> Self {
+        Mutation {
+            id: r.id,
+            recorded_at: r.recorded_at,
+            occurred_at: r.occurred_at,
+            user_type: r.user_type,
+            user_id: r.user_id,
+            user_name: r.user_name,
+            role: r.role,
+            channel: r.channel,
+            action: r.action,
+            table_name: r.table_name,
+            record_id: r.record_id,
+            aggregate_type: r.aggregate_type,
+            old_values: r.old_values.map(|j| j.0),
+            new_values: r.new_values.map(|j| j.0),
+            changed: r.changed,
+            command_id: r.command_id,
+            reverts: r.reverts,
+            reverted_by: r.reverted_by,
+            reverted_at: r.reverted_at,
+            reverted_by_user: r.reverted_by_user,
+            event: r.event.map(|j| j.0),
+        }
+    }
 }
 
 /// Filters of the mutation list; every field optional.
@@ -475,7 +529,7 @@ pub async fn list(
     .bind(filter.to)
     .fetch_one(pool)
     .await?;
-    let rows: Vec<Mutation> = sqlx::query_as(&format!(
+    let rows: Vec<MutationSqlRow> = sqlx::query_as(&format!(
         "{SELECT} {WHERE} order by m.id desc limit $8 offset $9"
     ))
     .bind(&filter.table)
@@ -489,15 +543,16 @@ pub async fn list(
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    Ok((rows, total))
+    Ok((rows.into_iter().map(Mutation::from).collect(), total))
 }
 
 /// The mutation `id`.
 pub async fn by_id(pool: &PgPool, id: i64) -> Result<Option<Mutation>> {
-    Ok(sqlx::query_as(&format!("{SELECT} where m.id = $1"))
+    let row: Option<MutationSqlRow> = sqlx::query_as(&format!("{SELECT} where m.id = $1"))
         .bind(id)
         .fetch_optional(pool)
-        .await?)
+        .await?;
+    Ok(row.map(Mutation::from))
 }
 
 /// The latest mutation of the record `table`/`record_id` (a revert must be of it).
@@ -510,4 +565,28 @@ pub async fn latest_of_record(pool: &PgPool, table: &str, record_id: &str) -> Re
     .fetch_one(pool)
     .await?;
     Ok(latest)
+}
+
+/// Up to `limit` mutations with ids above `after`, oldest first (exports walk the audit with it).
+pub async fn page_after(
+    pool: &PgPool,
+    filter: &MutationFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Mutation>> {
+    let rows: Vec<MutationSqlRow> = sqlx::query_as(&format!(
+        "{SELECT} {WHERE} and m.id > $8 order by m.id limit $9"
+    ))
+    .bind(&filter.table)
+    .bind(&filter.user)
+    .bind(&filter.action)
+    .bind(&filter.channel)
+    .bind(&filter.record_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Mutation::from).collect())
 }

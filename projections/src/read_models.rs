@@ -107,6 +107,16 @@ impl ReadModels {
         mutations::list(&self.pool, filter, limit, offset).await
     }
 
+    /// See [`mutations::page_after`].
+    pub async fn mutations_after(
+        &self,
+        filter: &MutationFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Mutation>> {
+        mutations::page_after(&self.pool, filter, after, limit).await
+    }
+
     /// See [`mutations::by_id`].
     pub async fn mutation(&self, id: i64) -> Result<Option<Mutation>> {
         mutations::by_id(&self.pool, id).await
@@ -145,6 +155,16 @@ impl ReadModels {
         offset: i64,
     ) -> Result<(Vec<HistoryRow>, i64)> {
         tariffs::history(&self.pool, filter, limit, offset).await
+    }
+
+    /// See [`crate::history::record_changes`].
+    pub async fn record_changes(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::history::RecordChange>> {
+        crate::history::record_changes(&self.pool, aggregate_type, aggregate_id, until).await
     }
 
     /// Waits until the read model `projection` has applied every event up to `position`, so a

@@ -19,9 +19,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(settings, args).await,
         Command::Cdc(args) => cdc::run(settings, args).await,
         Command::Status { json } => status::run(settings, json).await,
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => audit::verify(settings).await,
+        Command::Audit { command } => match command {
+            AuditCommand::Verify => audit::verify(settings).await,
+            AuditCommand::Replay { until, schema } => audit::replay(settings, &until, schema).await,
+        },
         Command::Projections { command } => match command {
             ProjectionsCommand::Status { json } => projections::status(settings, json).await,
             ProjectionsCommand::Rebuild { name } => projections::rebuild(settings, name).await,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use adapters::acdb::generate::{generate, GenerateOptions};
 use adapters::commands::{TariffSchedules, UserAccounts};
+use adapters::store::EventStore;
 use adapters::writer::WriteQueue;
 use anyhow::Context;
 use projections::ProjectorRunner;
@@ -243,16 +244,17 @@ async fn run_roles(
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (CCARE_LISTEN)", settings.listen))?;
-        let state = api::AppState::new(
-            projections::ReadModels::new(db.pool.clone()),
-            Arc::new(UserAccounts::new(
+        let ports = api::Ports {
+            users: Arc::new(UserAccounts::new(
                 db.pool.clone(),
                 Arc::new(api::auth::passwords::Argon2Credentials),
             )),
-            Arc::new(WriteQueue::new(db.pool.clone(), WRITE_WAIT)),
-            Arc::new(TariffSchedules::new(db.pool.clone())),
-            tokens,
-        );
+            writes: Arc::new(WriteQueue::new(db.pool.clone(), WRITE_WAIT)),
+            tariffs: Arc::new(TariffSchedules::new(db.pool.clone())),
+            chain: Arc::new(EventStore::new(db.pool.clone())),
+        };
+        let state =
+            api::AppState::new(projections::ReadModels::new(db.pool.clone()), ports, tokens);
         let token = stop.clone();
         tracing::info!(address = %settings.listen, "serving HTTP");
         tasks.spawn(async move {

@@ -174,6 +174,23 @@ impl EventStore {
     }
 }
 
+#[async_trait::async_trait]
+impl domain::command::ChainVerifier for EventStore {
+    async fn verify(&self, full: bool) -> std::result::Result<domain::command::ChainCheck, String> {
+        let report = if full {
+            self.verify_chain(&mut |_| {}).await
+        } else {
+            self.verify_chain_since_checkpoint().await
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(domain::command::ChainCheck {
+            checked: report.checked,
+            head_position: report.head_position,
+            first_broken: report.first_broken.map(|b| (b.position, b.problem)),
+        })
+    }
+}
+
 /// A read-only transaction whose every statement sees the same snapshot.
 async fn begin_snapshot(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = crate::postgres::begin(pool).await?;

@@ -1,6 +1,7 @@
 //! The endpoints, one module per legacy router.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod mutations;
 pub(crate) mod tables;

@@ -171,8 +171,8 @@ async fn detail(
     user.employee()?;
     let m = find(&state, parse_id(&id)?).await?;
     let mut body = summary(&m);
-    body["old_values"] = m.old_values.map_or(Value::Null, |v| v.0);
-    body["new_values"] = m.new_values.map_or(Value::Null, |v| v.0);
+    body["old_values"] = m.old_values.unwrap_or(Value::Null);
+    body["new_values"] = m.new_values.unwrap_or(Value::Null);
     body["changed"] = json!(m.changed);
     body["role"] = json!(m.role);
     body["command_id"] = json!(m.command_id);
@@ -219,7 +219,7 @@ async fn revert(
     let change: RowChange = m
         .event
         .as_ref()
-        .and_then(|e| serde_json::from_value(e.0.clone()).ok())
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
         .ok_or_else(|| ApiError::internal(format!("mutation {} has no readable change", m.id)))?;
     let write = compensation(spec, &m.record_id, change)?;
     let action = write.action;
@@ -301,7 +301,7 @@ async fn revert_user_change(
     let event: UserEvent = m
         .event
         .as_ref()
-        .and_then(|e| serde_json::from_value(e.0.clone()).ok())
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
         .ok_or_else(|| ApiError::internal(format!("mutation {} has no readable event", m.id)))?;
     let command = match event {
         UserEvent::RoleChanged { from, .. } => UserCommand::ChangeRole { role: from },
@@ -368,7 +368,7 @@ async fn revert_tariff_change(
     let event: TariffEvent = m
         .event
         .as_ref()
-        .and_then(|e| serde_json::from_value(e.0.clone()).ok())
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
         .ok_or_else(|| ApiError::internal(format!("mutation {} has no readable event", m.id)))?;
     let scope = TariffScope::from_aggregate_id(&m.record_id)
         .ok_or_else(|| ApiError::internal(format!("mutation {} names no tariff scope", m.id)))?;

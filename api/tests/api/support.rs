@@ -98,13 +98,13 @@ impl TestApp {
             Arc::new(passwords::Argon2Credentials),
         ));
         let tokens = TokenKeys::new(&secret(), Duration::from_secs(3600)).unwrap();
-        let state = AppState::new(
-            ReadModels::new(db.pool.clone()),
-            users.clone(),
-            Arc::new(WriteQueue::new(db.pool.clone(), Duration::from_secs(20))),
-            Arc::new(TariffSchedules::new(db.pool.clone())),
-            tokens,
-        );
+        let ports = api::Ports {
+            users: users.clone(),
+            writes: Arc::new(WriteQueue::new(db.pool.clone(), Duration::from_secs(20))),
+            tariffs: Arc::new(TariffSchedules::new(db.pool.clone())),
+            chain: Arc::new(EventStore::new(db.pool.clone())),
+        };
+        let state = AppState::new(ReadModels::new(db.pool.clone()), ports, tokens);
         TestApp {
             router: api::router(state),
             db,
