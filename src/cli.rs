@@ -175,4 +175,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         years: u32,
     },
+    /// Audited updates per second (HTTP -> command -> ACDB over ODBC -> applied event) against the
+    /// postgres-es single-command rate and the bare ODBC update rate.
+    Write {
+        #[arg(long, default_value_t = 1338)]
+        customers: u32,
+        #[arg(long, default_value_t = 2000)]
+        updates: u32,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 1)]
+        clients: u32,
+    },
 }

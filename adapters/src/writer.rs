@@ -48,6 +48,9 @@ use crate::{Error, Result};
 /// The notification channel of new write requests and outcomes.
 pub const WRITES_CHANNEL: &str = "ccare_acdb_writes";
 
+/// The most requests the writer takes at once: their outcomes are recorded in one transaction.
+const BATCH: i64 = 32;
+
 /// The advisory lock key the running writer holds: one writer per database.
 const WRITER_LOCK: i64 = 0x6363_6172_6557_7254; // "ccareWrT"
 
@@ -106,11 +109,61 @@ pub struct WriteQueue {
     pool: PgPool,
     /// How long `submit` waits for the outcome before answering `Pending`.
     wait: Duration,
+    outcomes: Arc<Outcomes>,
+}
+
+/// Outcomes announced by the writer (command ids on [`WRITES_CHANNEL`]), fed by one listener
+/// per queue. Waiters also look at `acdb_writes` on a short timer, so an announcement lost to a
+/// reconnect only delays them.
+struct Outcomes {
+    announced: tokio::sync::broadcast::Sender<Uuid>,
+    listening: std::sync::OnceLock<()>,
+}
+
+impl Outcomes {
+    fn listen(self: &Arc<Self>, pool: &PgPool) {
+        let outcomes = Arc::clone(self);
+        let pool = pool.clone();
+        self.listening.get_or_init(move || {
+            tokio::spawn(async move {
+                loop {
+                    let Err(e) = outcomes.follow(&pool).await;
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::debug!(error = %e, "write notifications interrupted; listening again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        });
+    }
+
+    async fn follow(
+        &self,
+        pool: &PgPool,
+    ) -> std::result::Result<std::convert::Infallible, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(WRITES_CHANNEL).await?;
+        loop {
+            let note = listener.recv().await?;
+            if let Ok(id) = note.payload().parse() {
+                // Nobody waiting is no error.
+                let _ = self.announced.send(id);
+            }
+        }
+    }
 }
 
 impl WriteQueue {
     pub fn new(pool: PgPool, wait: Duration) -> Self {
-        WriteQueue { pool, wait }
+        WriteQueue {
+            pool,
+            wait,
+            outcomes: Arc::new(Outcomes {
+                announced: tokio::sync::broadcast::channel(1024).0,
+                listening: std::sync::OnceLock::new(),
+            }),
+        }
     }
 
     async fn record_request(
@@ -214,6 +267,9 @@ impl AcdbWrites for WriteQueue {
         write: TableWrite,
         context: &CommandContext,
     ) -> std::result::Result<WriteOutcome, CommandError<WriteRejection>> {
+        self.outcomes.listen(&self.pool);
+        // Subscribed before the request exists: its outcome cannot be announced unheard.
+        let mut announced = self.outcomes.announced.subscribe();
         // On a task of its own: a caller that goes away cannot stop the request half-recorded.
         let queue = self.clone();
         let context = context.clone();
@@ -223,16 +279,26 @@ impl AcdbWrites for WriteQueue {
             .map_err(unavailable)?
             .map_err(CommandError::Rejected)?;
         let deadline = tokio::time::Instant::now() + self.wait;
-        let mut pause = Duration::from_millis(2);
         loop {
             if let Some(outcome) = self.outcome(command_id).await.map_err(unavailable)? {
                 return Ok(outcome);
             }
-            if tokio::time::Instant::now() + pause > deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(WriteOutcome::Pending { command_id });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+            let fallback = tokio::time::sleep((deadline - now).min(Duration::from_millis(100)));
+            tokio::pin!(fallback);
+            loop {
+                tokio::select! {
+                    heard = announced.recv() => match heard {
+                        Ok(id) if id != command_id => continue,
+                        // Ours, or some were missed (lagged): look.
+                        _ => break,
+                    },
+                    () = &mut fallback => break,
+                }
+            }
         }
     }
 
@@ -325,12 +391,26 @@ impl AuditedWriter {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(WRITES_CHANNEL).await?;
         self.recover().await?;
+        let mut settle = false;
         loop {
-            match self.apply_next().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::error!(error = %error, "the audited writer failed; retrying");
+            // After a failure a write may be left `applying`: settle it by reading the ACDB
+            // before taking new ones.
+            if settle {
+                match self.recover().await {
+                    Ok(_) => settle = false,
+                    Err(error) => {
+                        tracing::error!(error = %error, "settling interrupted writes failed; retrying");
+                    }
+                }
+            }
+            if !settle {
+                match self.apply_next().await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::error!(error = %error, "the audited writer failed; retrying");
+                        settle = true;
+                    }
                 }
             }
             tokio::select! {
@@ -344,46 +424,96 @@ impl AuditedWriter {
         Ok(())
     }
 
-    /// Applies the oldest request, if any; says whether there was one.
+    /// Applies the oldest requests (up to [`BATCH`]), each in its own ACDB transaction, and
+    /// records their outcomes together; says whether there was any.
     pub async fn apply_next(&self) -> Result<bool> {
         let mut tx = crate::postgres::begin(&self.pool).await?;
-        let row = sqlx::query(&format!(
+        let rows = sqlx::query(&format!(
             "select {PENDING_COLUMNS} from acdb_writes where status = 'requested'
-             order by requested_at, command_id limit 1 for update skip locked"
+             order by requested_at, command_id limit $1 for update skip locked"
         ))
-        .fetch_optional(&mut *tx)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        if rows.is_empty() {
             tx.commit().await?;
             return Ok(false);
-        };
-        let mut pending = pending_from_row(&row)?;
-        let spec = pending.write.spec();
-        if pending.write.action == WriteAction::Create && pending.write.key.is_none() {
-            pending.key_floor = Some(largest_int_key(&mut tx, spec).await?);
         }
-        sqlx::query(
-            "update acdb_writes set status = 'applying', key_floor = $2 where command_id = $1",
-        )
-        .bind(pending.command_id)
-        .bind(pending.key_floor)
-        .execute(&mut *tx)
-        .await?;
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut pending = pending_from_row(row)?;
+            if pending.write.action == WriteAction::Create && pending.write.key.is_none() {
+                pending.key_floor = Some(largest_int_key(&mut tx, pending.write.spec()).await?);
+            }
+            sqlx::query(
+                "update acdb_writes set status = 'applying', key_floor = $2 where command_id = $1",
+            )
+            .bind(pending.command_id)
+            .bind(pending.key_floor)
+            .execute(&mut *tx)
+            .await?;
+            batch.push(pending);
+        }
         tx.commit().await?;
 
-        let write = pending.write.clone();
-        let applied = self.with_acdb(move |acdb| apply(acdb, spec, &write)).await;
-        match applied {
-            Ok(Ok(applied)) => self.record_applied(&pending, applied).await?,
-            Ok(Err(reason)) => self.record_failed(&pending, &reason).await?,
-            // The ACDB could not be reached: the write stays 'applying' and is settled by reading
-            // the ACDB once it answers again (it may or may not have reached it).
-            Err(error) => {
-                tracing::error!(command = %pending.command_id, error = %error, "the ACDB is unreachable; the write is settled when it answers");
-                return Err(error);
-            }
+        // Each write is its own ACDB transaction, in request order.
+        let writes: Vec<TableWrite> = batch.iter().map(|p| p.write.clone()).collect();
+        let results = self
+            .with_acdb(move |acdb| {
+                let mut results = Vec::with_capacity(writes.len());
+                for write in &writes {
+                    match apply(acdb, write.spec(), write) {
+                        Ok(outcome) => results.push(outcome),
+                        // The ACDB stopped answering: the writes not yet tried wait for it.
+                        Err(error) => return Ok((results, Some(error))),
+                    }
+                }
+                Ok((results, None))
+            })
+            .await;
+        let (results, unreachable) = match results {
+            Ok(done) => done,
+            Err(error) => (Vec::new(), Some(error)),
+        };
+        self.record_batch(&batch, results).await?;
+        if let Some(error) = unreachable {
+            tracing::error!(error = %error, "the ACDB is unreachable; the write in progress is settled when it answers");
+            return Err(error);
         }
         Ok(true)
+    }
+
+    /// Records the outcomes of the first `results.len()` writes of `batch` in one transaction,
+    /// under the capture's lock on every table they touch; the write after them (the one the
+    /// ACDB stopped answering during) stays `applying`, and the rest go back to `requested`.
+    async fn record_batch(
+        &self,
+        batch: &[Pending],
+        results: Vec<std::result::Result<Applied, String>>,
+    ) -> Result<()> {
+        let mut tx = crate::postgres::begin(&self.pool).await?;
+        let mut tables: Vec<&'static TableSpec> = batch.iter().map(|p| p.write.spec()).collect();
+        tables.sort_by_key(|spec| spec.table);
+        tables.dedup_by_key(|spec| spec.table);
+        for spec in tables {
+            cdc::lock_table(&mut tx, spec).await?;
+        }
+        let done = results.len();
+        for (pending, result) in batch.iter().zip(results) {
+            match result {
+                Ok(applied) => record_applied_in(&mut tx, pending, applied).await?,
+                Err(reason) => record_failed_in(&mut tx, pending, &reason).await?,
+            }
+        }
+        let untried: Vec<Uuid> = batch.iter().skip(done + 1).map(|p| p.command_id).collect();
+        if !untried.is_empty() {
+            sqlx::query("update acdb_writes set status = 'requested' where command_id = any($1)")
+                .bind(&untried)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Settles every write a previous process left `applying`, by reading the ACDB.
@@ -423,111 +553,127 @@ impl AuditedWriter {
     }
 
     async fn record_applied(&self, pending: &Pending, applied: Applied) -> Result<()> {
-        let spec = pending.write.spec();
-        let key = applied.key.aggregate_id();
         let mut tx = crate::postgres::begin(&self.pool).await?;
-        cdc::lock_table(&mut tx, spec).await?;
-        let captured: bool =
-            sqlx::query_scalar("select captured from acdb_writes where command_id = $1 for update")
-                .bind(pending.command_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let position = if captured {
-            // The capture recorded the change first, attributed to this command.
-            sqlx::query_scalar(
-                "select max(position) from event_log
-                 where aggregate_type = $1 and aggregate_id = $2 and metadata->>'causation_id' = $3",
-            )
-            .bind(spec.aggregate_type)
-            .bind(&key)
-            .bind(pending.command_id.to_string())
-            .fetch_one(&mut *tx)
-            .await?
-        } else {
-            // An edit made in Access since the last poll is its own, external change.
-            if let Some(before) = &applied.before {
-                let recorded = cdc::captured_row(&mut tx, spec, &key).await?;
-                if recorded.row_hash() != Some(before.content_hash()) {
-                    cdc::record_change(
-                        &mut tx,
-                        spec,
-                        &key,
-                        Some(before),
-                        applied.read_at,
-                        None,
-                        pending.envelope.correlation_id,
-                    )
-                    .await?;
-                }
-            }
-            let own = OwnWrite {
-                actor: pending.envelope.actor.clone(),
-                causation_id: pending.command_id,
-                reverts: pending.reverts,
-            };
-            cdc::record_change(
-                &mut tx,
-                spec,
-                &key,
-                applied.after.as_ref(),
-                applied.read_at,
-                Some(&own),
-                pending.envelope.correlation_id,
-            )
-            .await?
-        };
-        let outcome = WriteEvent::WriteApplied { key: key.clone() };
-        EventStore::append_in(
-            &mut tx,
-            &[write_event(
-                pending.command_id,
-                2,
-                &outcome,
-                &pending.envelope,
-            )],
-        )
-        .await?;
-        sqlx::query(
-            "update acdb_writes set status = 'applied', row_key = $2, captured = true, position = $3,
-                 finished_at = now()
-             where command_id = $1",
-        )
-        .bind(pending.command_id)
-        .bind(&key)
-        .bind(position)
-        .execute(&mut *tx)
-        .await?;
-        notify(&mut tx, pending.command_id).await?;
+        cdc::lock_table(&mut tx, pending.write.spec()).await?;
+        record_applied_in(&mut tx, pending, applied).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn record_failed(&self, pending: &Pending, reason: &str) -> Result<()> {
         let mut tx = crate::postgres::begin(&self.pool).await?;
-        let outcome = WriteEvent::WriteFailed {
-            reason: reason.to_string(),
-        };
-        EventStore::append_in(
-            &mut tx,
-            &[write_event(
-                pending.command_id,
-                2,
-                &outcome,
-                &pending.envelope,
-            )],
-        )
-        .await?;
-        sqlx::query(
-            "update acdb_writes set status = 'failed', reason = $2, finished_at = now() where command_id = $1",
-        )
-        .bind(pending.command_id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        notify(&mut tx, pending.command_id).await?;
+        record_failed_in(&mut tx, pending, reason).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records that `pending` was applied, in `tx`, which holds the capture's lock on its table.
+async fn record_applied_in(
+    tx: &mut PgConnection,
+    pending: &Pending,
+    applied: Applied,
+) -> Result<()> {
+    let spec = pending.write.spec();
+    let key = applied.key.aggregate_id();
+    let captured: bool =
+        sqlx::query_scalar("select captured from acdb_writes where command_id = $1 for update")
+            .bind(pending.command_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let position = if captured {
+        // The capture recorded the change first, attributed to this command.
+        sqlx::query_scalar(
+            "select max(position) from event_log
+             where aggregate_type = $1 and aggregate_id = $2 and metadata->>'causation_id' = $3",
+        )
+        .bind(spec.aggregate_type)
+        .bind(&key)
+        .bind(pending.command_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?
+    } else {
+        // An edit made in Access since the last poll is its own, external change.
+        if let Some(before) = &applied.before {
+            let recorded = cdc::captured_row(&mut *tx, spec, &key).await?;
+            if recorded.row_hash() != Some(before.content_hash()) {
+                cdc::record_change(
+                    &mut *tx,
+                    spec,
+                    &key,
+                    Some(before),
+                    applied.read_at,
+                    None,
+                    pending.envelope.correlation_id,
+                )
+                .await?;
+            }
+        }
+        let own = OwnWrite {
+            actor: pending.envelope.actor.clone(),
+            causation_id: pending.command_id,
+            reverts: pending.reverts,
+        };
+        cdc::record_change(
+            &mut *tx,
+            spec,
+            &key,
+            applied.after.as_ref(),
+            applied.read_at,
+            Some(&own),
+            pending.envelope.correlation_id,
+        )
+        .await?
+    };
+    let outcome = WriteEvent::WriteApplied { key: key.clone() };
+    EventStore::append_in(
+        &mut *tx,
+        &[write_event(
+            pending.command_id,
+            2,
+            &outcome,
+            &pending.envelope,
+        )],
+    )
+    .await?;
+    sqlx::query(
+        "update acdb_writes set status = 'applied', row_key = $2, captured = true, position = $3,
+             finished_at = now()
+         where command_id = $1",
+    )
+    .bind(pending.command_id)
+    .bind(&key)
+    .bind(position)
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut *tx, pending.command_id).await?;
+    Ok(())
+}
+
+/// Records that `pending` failed with `reason`, in `tx`.
+async fn record_failed_in(tx: &mut PgConnection, pending: &Pending, reason: &str) -> Result<()> {
+    let outcome = WriteEvent::WriteFailed {
+        reason: reason.to_string(),
+    };
+    EventStore::append_in(
+        &mut *tx,
+        &[write_event(
+            pending.command_id,
+            2,
+            &outcome,
+            &pending.envelope,
+        )],
+    )
+    .await?;
+    sqlx::query(
+        "update acdb_writes set status = 'failed', reason = $2, finished_at = now() where command_id = $1",
+    )
+    .bind(pending.command_id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut *tx, pending.command_id).await?;
+    Ok(())
 }
 
 async fn notify(tx: &mut PgConnection, command_id: Uuid) -> Result<()> {

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 pub use error::{Error, Result};
 pub use projection::{qualified, quote_ident, Projection};
-pub use read_models::{Health, ReadModels};
+pub use read_models::{Health, ReadModels, READ_MODEL_CHANNEL};
 pub use registry::READ_MODEL_SCHEMA;
 pub use runner::{
     ProjectionState, ProjectionStatus, ProjectorRunner, RebuildProgress, RebuildStatus,

@@ -1,6 +1,11 @@
 //! [`ReadModels`]: the read side as the api crate sees it, without SQL.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
 
 use domain::phone::PhoneNumber;
 use sqlx::PgPool;
@@ -14,10 +19,76 @@ use crate::users::{self, User};
 use domain::tariff::{TariffSchedule, TariffScope};
 use rust_decimal::Decimal;
 
+/// The notification channel on which the runner announces `<projection>:<position>` each time a
+/// read model's checkpoint moves.
+pub const READ_MODEL_CHANNEL: &str = "ccare_read_model";
+
 /// A cheap, cloneable handle on the read models (it wraps the connection pool).
 #[derive(Debug, Clone)]
 pub struct ReadModels {
     pool: PgPool,
+    progress: Arc<Progress>,
+}
+
+/// The latest checkpoint announced per read model, fed by one listener per process.
+#[derive(Debug, Default)]
+struct Progress {
+    positions: Mutex<HashMap<String, watch::Sender<i64>>>,
+    listening: std::sync::OnceLock<()>,
+}
+
+impl Progress {
+    fn subscribe(&self, projection: &str) -> watch::Receiver<i64> {
+        let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        positions
+            .entry(projection.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn announce(&self, projection: &str, position: i64) {
+        let positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = positions.get(projection) {
+            sender.send_if_modified(|seen| {
+                let moved = position > *seen;
+                *seen = (*seen).max(position);
+                moved
+            });
+        }
+    }
+
+    /// Announces every notification until the connection fails.
+    async fn follow(&self, pool: &PgPool) -> Result<std::convert::Infallible, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(READ_MODEL_CHANNEL).await?;
+        loop {
+            let note = listener.recv().await?;
+            if let Some((name, position)) = note.payload().rsplit_once(':') {
+                if let Ok(position) = position.parse() {
+                    self.announce(name, position);
+                }
+            }
+        }
+    }
+
+    /// Starts (once) the task that turns notifications into announcements. Waiters also look at
+    /// the registry on a short timer, so a notification lost to a reconnect only delays them.
+    fn listen(self: &Arc<Self>, pool: &PgPool) {
+        let progress = Arc::clone(self);
+        let pool = pool.clone();
+        self.listening.get_or_init(move || {
+            tokio::spawn(async move {
+                loop {
+                    let Err(e) = progress.follow(&pool).await;
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::debug!(error = %e, "read-model notifications interrupted; listening again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        });
+    }
 }
 
 /// What `/health` reports.
@@ -32,7 +103,10 @@ pub struct Health {
 impl ReadModels {
     /// The read models reached through `pool`.
     pub fn new(pool: PgPool) -> Self {
-        ReadModels { pool }
+        ReadModels {
+            pool,
+            progress: Arc::new(Progress::default()),
+        }
     }
 
     /// The pool underneath, for wiring (the binary shares it with the runner).
@@ -178,24 +252,34 @@ impl ReadModels {
         timeout: Duration,
     ) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut pause = Duration::from_millis(2);
+        self.progress.listen(&self.pool);
+        // Subscribed before the registry is read: an announcement in between is not missed.
+        let mut announced = self.progress.subscribe(projection);
         loop {
-            let applied: Option<i64> =
-                sqlx::query_scalar("select position from projection_registry where name = $1")
-                    .bind(projection)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if applied.is_some_and(|applied| applied >= position) {
+            if *announced.borrow_and_update() < position {
+                let applied: Option<i64> =
+                    sqlx::query_scalar("select position from projection_registry where name = $1")
+                        .bind(projection)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if applied.is_some_and(|applied| applied >= position) {
+                    return Ok(());
+                }
+            } else {
                 return Ok(());
             }
-            if tokio::time::Instant::now() + pause > deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Err(Error::NotCaughtUp {
                     name: projection.to_string(),
                     position,
                 });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+            let fallback = (deadline - now).min(Duration::from_millis(100));
+            tokio::select! {
+                _ = announced.changed() => {}
+                () = tokio::time::sleep(fallback) => {}
+            }
         }
     }
 }

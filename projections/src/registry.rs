@@ -129,12 +129,18 @@ pub(crate) async fn live_checkpoint(conn: &mut PgConnection, name: &str) -> Resu
 
 /// Moves the live checkpoint of `name` and clears any recorded failure.
 pub(crate) async fn advance_live(conn: &mut PgConnection, name: &str, position: i64) -> Result<()> {
+    // The notification goes out at commit: whoever waits for this read model to show an event
+    // (a command's answer) wakes at once instead of polling.
     sqlx::query(
-        "update projection_registry set position = $2, last_applied_at = now(), updated_at = now(), \
-         last_error = null, last_error_at = null where name = $1",
+        "with moved as (
+             update projection_registry set position = $2, last_applied_at = now(), updated_at = now(),
+                 last_error = null, last_error_at = null where name = $1 returning name
+         )
+         select pg_notify($3, $1 || ':' || $2::text) from moved",
     )
     .bind(name)
     .bind(position)
+    .bind(crate::read_models::READ_MODEL_CHANNEL)
     .execute(conn)
     .await?;
     Ok(())

@@ -3,7 +3,7 @@
 mod acdb;
 mod audit;
 mod bench;
-mod cdc;
+pub(crate) mod cdc;
 mod projections;
 mod serve;
 mod status;
@@ -30,9 +30,16 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Acdb {
             command: AcdbCommand::Generate(args),
         } => acdb::generate(args),
-        Command::Bench {
-            command: BenchCommand::Import { customers, years },
-        } => bench::import(settings, customers, years).await,
+        Command::Bench { command } => match command {
+            BenchCommand::Import { customers, years } => {
+                bench::import(settings, customers, years).await
+            }
+            BenchCommand::Write {
+                customers,
+                updates,
+                clients,
+            } => bench::write(settings, customers, updates, clients).await,
+        },
         Command::Users { command } => users::run(settings, command).await,
         Command::Migrate => {
             let db = Database::open(&settings).await?;

@@ -66,3 +66,27 @@ async fn a_missing_acdb_table_gives_one_clear_line_naming_it() {
     );
     assert_one_error_line(&out, &["tblmeterdata1"]);
 }
+
+#[tokio::test]
+async fn the_api_role_refuses_to_start_without_a_token_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = testkit::pg::fresh_database().await;
+    let out = ccare(
+        &["serve", "--role", "api"],
+        &[("DATABASE_URL", &db.url), ("CCARE_LISTEN", "127.0.0.1:0")],
+        dir.path(),
+    );
+    assert_one_error_line(&out, &["CCARE_JWT_SECRET", "is not set"]);
+}
+
+#[test]
+fn a_token_secret_shorter_than_32_bytes_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ccare(
+        &["serve", "--role", "api"],
+        &[("CCARE_JWT_SECRET", "changeme")],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_error_line(&out, &["CCARE_JWT_SECRET", "at least 32 bytes"]);
+}

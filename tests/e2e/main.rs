@@ -3,3 +3,4 @@
 mod architecture;
 mod errors;
 mod helpers;
+mod users;

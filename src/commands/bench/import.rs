@@ -11,6 +11,7 @@ use adapters::store::EventStore;
 use anyhow::Context;
 use domain::catalog::CAPTURED_TABLES;
 
+use super::{load_average, peak_rss_kib};
 use crate::config::Settings;
 
 /// The figure the issue sets: the import reaches at least half of raw COPY throughput.
@@ -27,24 +28,8 @@ pub async fn import(settings: Settings, customers: u32, years: u32) -> anyhow::R
         .tempdir()
         .context("creating a scratch directory")?;
 
-    // Generate in a child process so the import's peak memory below is the import's alone.
     let acdb_file = work.path().join("acdb.sqlite");
-    eprintln!("generating an ACDB with {customers} customers over {years} years ...");
-    let started = Instant::now();
-    let status = std::process::Command::new(std::env::current_exe()?)
-        .args(["acdb", "generate", "--out"])
-        .arg(&acdb_file)
-        .args([
-            "--customers",
-            &customers.to_string(),
-            "--years",
-            &years.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running `ccare acdb generate`")?;
-    anyhow::ensure!(status.success(), "generating the benchmark ACDB failed");
-    eprintln!("generated in {:.1}s", started.elapsed().as_secs_f64());
+    super::generate_acdb(&acdb_file, customers, years)?;
 
     // A private cluster in the scratch directory: the benchmark never writes to a database it
     // did not create.
@@ -99,7 +84,7 @@ async fn measure(url: &str, acdb_file: &std::path::Path) -> anyhow::Result<Measu
     let location = AcdbLocation::Odbc(format!("Driver=SQLite3;Database={}", acdb_file.display()));
     let config = CdcConfig {
         tables: CAPTURED_TABLES.iter().collect(),
-        chunk_rows: super::cdc::CHUNK_ROWS,
+        chunk_rows: crate::commands::cdc::CHUNK_ROWS,
         poll_interval: std::time::Duration::from_secs(5),
         reconcile_interval: std::time::Duration::from_secs(3600),
         safety_share: 0.2,
@@ -138,25 +123,4 @@ async fn measure(url: &str, acdb_file: &std::path::Path) -> anyhow::Result<Measu
         load_before,
         load_after,
     })
-}
-
-/// The 1-minute load average; `?` where /proc is not available.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// The process's peak resident memory (VmHWM), in KiB; 0 where /proc is not available.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
