@@ -20,6 +20,7 @@
 //! values, and records the change with the writer's actor instead of calling it an external edit;
 //! step 3 then records only the outcome.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -174,8 +175,9 @@ impl WriteQueue {
         let reverts = context.reverts;
         let spec = write.spec();
         let mut tx = crate::postgres::begin(&self.pool).await?;
-        // The capture's lock on the table: the checks below and the request see one state.
-        if !cdc::lock_table(&mut tx, spec).await? {
+        // No lock: requests do not wait for one another, the capture or the writer. The checks
+        // below only spare the writer hopeless requests; it checks the ACDB itself.
+        if !cdc::is_imported(&mut tx, spec).await? {
             return Ok(Err(WriteRejection::NotReady {
                 table: spec.table.to_string(),
             }));
@@ -278,9 +280,11 @@ impl AcdbWrites for WriteQueue {
             .map_err(|e| CommandError::Unavailable(format!("the write task failed: {e}")))?
             .map_err(unavailable)?
             .map_err(CommandError::Rejected)?;
-        let deadline = tokio::time::Instant::now() + self.wait;
+        let recorded = tokio::time::Instant::now();
+        let deadline = recorded + self.wait;
         loop {
             if let Some(outcome) = self.outcome(command_id).await.map_err(unavailable)? {
+                tracing::debug!(command = %command_id, wait_ms = recorded.elapsed().as_secs_f64() * 1e3, "write outcome");
                 return Ok(outcome);
             }
             let now = tokio::time::Instant::now();
@@ -404,7 +408,25 @@ impl AuditedWriter {
                 }
             }
             if !settle {
-                match self.apply_next().await {
+                let stopping = std::sync::atomic::AtomicBool::new(false);
+                let applied = {
+                    let go_on = || !stopping.load(Ordering::Relaxed);
+                    let applying = self.apply_while(&go_on);
+                    tokio::pin!(applying);
+                    loop {
+                        tokio::select! {
+                            result = &mut applying => break result,
+                            () = &mut shutdown, if !stopping.load(Ordering::Relaxed) => {
+                                // Finish the batch in hand, take no other.
+                                stopping.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                };
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                match applied {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(error) => {
@@ -424,61 +446,57 @@ impl AuditedWriter {
         Ok(())
     }
 
-    /// Applies the oldest requests (up to [`BATCH`]), each in its own ACDB transaction, and
-    /// records their outcomes together; says whether there was any.
+    /// Applies requests until none is left: batches of up to [`BATCH`] in request order, each
+    /// write its own ACDB transaction; a batch's outcomes are recorded in one transaction, which
+    /// also takes the next batch. Says whether there was any.
     pub async fn apply_next(&self) -> Result<bool> {
+        self.apply_while(&|| true).await
+    }
+
+    /// Like [`apply_next`](Self::apply_next), taking no new batch once `go_on` says no (a
+    /// stopping process leaves untried requests `requested`, not `applying`).
+    async fn apply_while(&self, go_on: &(dyn Fn() -> bool + Sync)) -> Result<bool> {
         let mut tx = crate::postgres::begin(&self.pool).await?;
-        let rows = sqlx::query(&format!(
-            "select {PENDING_COLUMNS} from acdb_writes where status = 'requested'
-             order by requested_at, command_id limit $1 for update skip locked"
-        ))
-        .bind(BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
+        let mut batch = take_batch(&mut tx).await?;
+        tx.commit().await?;
+        if batch.is_empty() {
             return Ok(false);
         }
-        let mut batch = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut pending = pending_from_row(row)?;
-            if pending.write.action == WriteAction::Create && pending.write.key.is_none() {
-                pending.key_floor = Some(largest_int_key(&mut tx, pending.write.spec()).await?);
-            }
-            sqlx::query(
-                "update acdb_writes set status = 'applying', key_floor = $2 where command_id = $1",
-            )
-            .bind(pending.command_id)
-            .bind(pending.key_floor)
-            .execute(&mut *tx)
-            .await?;
-            batch.push(pending);
-        }
-        tx.commit().await?;
-
-        // Each write is its own ACDB transaction, in request order.
-        let writes: Vec<TableWrite> = batch.iter().map(|p| p.write.clone()).collect();
-        let results = self
-            .with_acdb(move |acdb| {
-                let mut results = Vec::with_capacity(writes.len());
-                for write in &writes {
-                    match apply(acdb, write.spec(), write) {
-                        Ok(outcome) => results.push(outcome),
-                        // The ACDB stopped answering: the writes not yet tried wait for it.
-                        Err(error) => return Ok((results, Some(error))),
+        while !batch.is_empty() {
+            let started = std::time::Instant::now();
+            let writes: Vec<TableWrite> = batch.iter().map(|p| p.write.clone()).collect();
+            let results = self
+                .with_acdb(move |acdb| {
+                    let mut results = Vec::with_capacity(writes.len());
+                    for write in &writes {
+                        match apply(acdb, write.spec(), write) {
+                            Ok(outcome) => results.push(outcome),
+                            // The ACDB stopped answering: the writes not yet tried wait for it.
+                            Err(error) => return Ok((results, Some(error))),
+                        }
                     }
-                }
-                Ok((results, None))
-            })
-            .await;
-        let (results, unreachable) = match results {
-            Ok(done) => done,
-            Err(error) => (Vec::new(), Some(error)),
-        };
-        self.record_batch(&batch, results).await?;
-        if let Some(error) = unreachable {
-            tracing::error!(error = %error, "the ACDB is unreachable; the write in progress is settled when it answers");
-            return Err(error);
+                    Ok((results, None))
+                })
+                .await;
+            let (results, unreachable) = match results {
+                Ok(done) => done,
+                Err(error) => (Vec::new(), Some(error)),
+            };
+            let applied = started.elapsed();
+            let next = self
+                .record_batch(&batch, results, unreachable.is_none() && go_on())
+                .await?;
+            tracing::debug!(
+                writes = batch.len(),
+                acdb_ms = applied.as_secs_f64() * 1e3,
+                record_ms = (started.elapsed() - applied).as_secs_f64() * 1e3,
+                "write batch"
+            );
+            if let Some(error) = unreachable {
+                tracing::error!(error = %error, "the ACDB is unreachable; the write in progress is settled when it answers");
+                return Err(error);
+            }
+            batch = next;
         }
         Ok(true)
     }
@@ -486,11 +504,13 @@ impl AuditedWriter {
     /// Records the outcomes of the first `results.len()` writes of `batch` in one transaction,
     /// under the capture's lock on every table they touch; the write after them (the one the
     /// ACDB stopped answering during) stays `applying`, and the rest go back to `requested`.
+    /// With `take_next`, the same transaction takes (and returns) the next batch.
     async fn record_batch(
         &self,
         batch: &[Pending],
         results: Vec<std::result::Result<Applied, String>>,
-    ) -> Result<()> {
+        take_next: bool,
+    ) -> Result<Vec<Pending>> {
         let mut tx = crate::postgres::begin(&self.pool).await?;
         let mut tables: Vec<&'static TableSpec> = batch.iter().map(|p| p.write.spec()).collect();
         tables.sort_by_key(|spec| spec.table);
@@ -512,8 +532,13 @@ impl AuditedWriter {
                 .execute(&mut *tx)
                 .await?;
         }
+        let next = if take_next {
+            take_batch(&mut tx).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(next)
     }
 
     /// Settles every write a previous process left `applying`, by reading the ACDB.
@@ -531,7 +556,14 @@ impl AuditedWriter {
             let write = pending.write.clone();
             let floor = pending.key_floor;
             let found = self
-                .with_acdb(move |acdb| find_applied(acdb, spec, &write, floor, &claimed))
+                .with_acdb(move |acdb| {
+                    // Reads in a transaction of their own, ended at once: a writing connection
+                    // must never sit in an open transaction that holds Access users back.
+                    acdb.begin()?;
+                    let found = find_applied(acdb, spec, &write, floor, &claimed);
+                    acdb.rollback()?;
+                    found
+                })
                 .await?;
             match found {
                 Some(applied) => {
@@ -581,7 +613,14 @@ async fn record_applied_in(
             .bind(pending.command_id)
             .fetch_one(&mut *tx)
             .await?;
+    let outcome = write_event(
+        pending.command_id,
+        2,
+        &WriteEvent::WriteApplied { key: key.clone() },
+        &pending.envelope,
+    );
     let position = if captured {
+        EventStore::append_in(&mut *tx, std::slice::from_ref(&outcome)).await?;
         // The capture recorded the change first, attributed to this command.
         sqlx::query_scalar(
             "select max(position) from event_log
@@ -593,20 +632,21 @@ async fn record_applied_in(
         .fetch_one(&mut *tx)
         .await?
     } else {
+        let mut recorded = cdc::captured_row(&mut *tx, spec, &key).await?;
         // An edit made in Access since the last poll is its own, external change.
         if let Some(before) = &applied.before {
-            let recorded = cdc::captured_row(&mut *tx, spec, &key).await?;
             if recorded.row_hash() != Some(before.content_hash()) {
-                cdc::record_change(
-                    &mut *tx,
+                let external = cdc::Change {
                     spec,
-                    &key,
-                    Some(before),
-                    applied.read_at,
-                    None,
-                    pending.envelope.correlation_id,
-                )
-                .await?;
+                    key: &key,
+                    row: Some(before),
+                    read_at: applied.read_at,
+                    own: None,
+                    correlation_id: pending.envelope.correlation_id,
+                };
+                recorded = cdc::record_change(&mut *tx, &recorded, &external, &[])
+                    .await?
+                    .1;
             }
         }
         let own = OwnWrite {
@@ -614,28 +654,18 @@ async fn record_applied_in(
             causation_id: pending.command_id,
             reverts: pending.reverts,
         };
-        cdc::record_change(
-            &mut *tx,
+        let ours = cdc::Change {
             spec,
-            &key,
-            applied.after.as_ref(),
-            applied.read_at,
-            Some(&own),
-            pending.envelope.correlation_id,
-        )
-        .await?
+            key: &key,
+            row: applied.after.as_ref(),
+            read_at: applied.read_at,
+            own: Some(&own),
+            correlation_id: pending.envelope.correlation_id,
+        };
+        cdc::record_change(&mut *tx, &recorded, &ours, std::slice::from_ref(&outcome))
+            .await?
+            .0
     };
-    let outcome = WriteEvent::WriteApplied { key: key.clone() };
-    EventStore::append_in(
-        &mut *tx,
-        &[write_event(
-            pending.command_id,
-            2,
-            &outcome,
-            &pending.envelope,
-        )],
-    )
-    .await?;
     sqlx::query(
         "update acdb_writes set status = 'applied', row_key = $2, captured = true, position = $3,
              finished_at = now()
@@ -674,6 +704,34 @@ async fn record_failed_in(tx: &mut PgConnection, pending: &Pending, reason: &str
     .await?;
     notify(&mut *tx, pending.command_id).await?;
     Ok(())
+}
+
+/// Takes the oldest requests (up to [`BATCH`]) and marks them `applying`, in `tx`: once that
+/// commits, a stop leaves them for recovery to settle by reading the ACDB.
+async fn take_batch(tx: &mut PgConnection) -> Result<Vec<Pending>> {
+    let rows = sqlx::query(&format!(
+        "select {PENDING_COLUMNS} from acdb_writes where status = 'requested'
+         order by requested_at, command_id limit $1 for update skip locked"
+    ))
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut batch = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut pending = pending_from_row(row)?;
+        if pending.write.action == WriteAction::Create && pending.write.key.is_none() {
+            pending.key_floor = Some(largest_int_key(&mut *tx, pending.write.spec()).await?);
+        }
+        sqlx::query(
+            "update acdb_writes set status = 'applying', key_floor = $2 where command_id = $1",
+        )
+        .bind(pending.command_id)
+        .bind(pending.key_floor)
+        .execute(&mut *tx)
+        .await?;
+        batch.push(pending);
+    }
+    Ok(batch)
 }
 
 async fn notify(tx: &mut PgConnection, command_id: Uuid) -> Result<()> {

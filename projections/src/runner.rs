@@ -22,11 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
@@ -339,51 +338,70 @@ impl ProjectorRunner {
     /// projections ready, listening) is returned.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         self.ensure_ready().await?;
-        let wake = Arc::new(Notify::new());
+        let (wake, woken) = watch::channel(0u64);
         // Listening starts before the first catch-up, so no append can fall between the two.
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(EVENT_LOG_CHANNEL).await?;
-        let listener_task = tokio::spawn(forward_notifications(listener, Arc::clone(&wake)));
+        let listener_task = tokio::spawn(forward_notifications(listener, wake));
 
-        let mut shutdown = std::pin::pin!(shutdown.fuse());
-        let mut stopping = false;
-        // Per projection, while it keeps failing: when to try again, and the delay used last.
-        let mut backoff: Vec<Option<(Instant, Duration)>> = vec![None; self.projections.len()];
-        while !stopping {
-            for (projection, backoff) in self.projections.iter().zip(backoff.iter_mut()) {
-                if backoff.is_some_and(|(retry_at, _)| Instant::now() < retry_at) {
-                    continue;
-                }
-                let mut stop = || {
-                    stopping = stopping || (&mut shutdown).now_or_never().is_some();
-                    stopping
-                };
-                match self.catch_up_one(projection.as_ref(), &mut stop).await {
-                    Ok(_) => *backoff = None,
-                    Err(error) => {
-                        let delay = backoff.map_or(self.options.poll_interval, |(_, last)| {
-                            (last * 2).min(MAX_RETRY_DELAY)
-                        });
-                        *backoff = Some((Instant::now() + delay, delay));
-                        self.report_failure(projection.name(), &error, delay).await;
-                    }
-                }
-                if stopping {
-                    break;
-                }
+        // Each read model follows on its own: a slow or failing one delays no other.
+        let (stop, stopping) = watch::channel(false);
+        let followers = futures::future::join_all(
+            self.projections
+                .iter()
+                .map(|p| self.follow(p.as_ref(), woken.clone(), stopping.clone())),
+        );
+        tokio::pin!(followers);
+        tokio::select! {
+            () = shutdown => {
+                stop.send_replace(true);
+                followers.await;
             }
-            if stopping {
-                break;
-            }
-            tokio::select! {
-                () = &mut shutdown => stopping = true,
-                () = wake.notified() => {}
-                () = tokio::time::sleep(self.options.poll_interval) => {}
-            }
+            _ = &mut followers => {}
         }
         listener_task.abort();
         tracing::info!("projector runner stopped");
         Ok(())
+    }
+
+    /// Follows one projection until `stopping` turns true: catches up whenever `woken` moves or
+    /// the poll interval passes; after a failure, tries again with a growing delay (from the poll
+    /// interval up to a minute).
+    async fn follow(
+        &self,
+        projection: &dyn Projection,
+        mut woken: watch::Receiver<u64>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        let mut backoff: Option<(Instant, Duration)> = None;
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            if backoff.is_none_or(|(retry_at, _)| Instant::now() >= retry_at) {
+                let stop_flag = stopping.clone();
+                let mut stop = move || *stop_flag.borrow();
+                match self.catch_up_one(projection, &mut stop).await {
+                    Ok(_) => backoff = None,
+                    Err(error) => {
+                        let delay = backoff.map_or(self.options.poll_interval, |(_, last)| {
+                            (last * 2).min(MAX_RETRY_DELAY)
+                        });
+                        backoff = Some((Instant::now() + delay, delay));
+                        self.report_failure(projection.name(), &error, delay).await;
+                    }
+                }
+            }
+            let pause = match backoff {
+                Some((retry_at, _)) => retry_at.saturating_duration_since(Instant::now()),
+                None => self.options.poll_interval,
+            };
+            tokio::select! {
+                _ = stopping.changed() => {}
+                _ = woken.changed() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 
     async fn report_failure(&self, name: &str, error: &Error, retry_in: Duration) {
@@ -843,19 +861,20 @@ impl ProjectorRunner {
 /// Wakes the runner for every notification on the log channel (`Notify` keeps one pending
 /// wake-up, so a burst of appends costs one catch-up). A lost connection also wakes it, since
 /// notifications sent while it was down are gone.
-async fn forward_notifications(mut listener: PgListener, wake: Arc<Notify>) {
+async fn forward_notifications(mut listener: PgListener, wake: watch::Sender<u64>) {
+    let ring = || wake.send_modify(|n| *n = n.wrapping_add(1));
     loop {
         match listener.try_recv().await {
-            Ok(Some(_)) => wake.notify_one(),
+            Ok(Some(_)) => ring(),
             Ok(None) => {
                 tracing::info!("event log listener reconnected");
-                wake.notify_one();
+                ring();
             }
             Err(sqlx::Error::PoolClosed) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "event log listener failed; the safety poll covers the gap");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                wake.notify_one();
+                ring();
             }
         }
     }

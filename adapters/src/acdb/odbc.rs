@@ -52,6 +52,9 @@ pub struct OdbcReader {
     source: String,
     /// The source's table names, read once and re-read when a name is not found.
     table_names: Option<Vec<String>>,
+    /// Whether the connection was switched to manual commit (it then writes only in
+    /// transactions; see [`AcdbWriter::begin`](super::AcdbWriter::begin)).
+    manual_commit: bool,
 }
 
 impl OdbcReader {
@@ -102,6 +105,7 @@ impl OdbcReader {
             dialect,
             source,
             table_names: None,
+            manual_commit: false,
         })
     }
 
@@ -724,21 +728,78 @@ impl OdbcReader {
 
 impl super::AcdbWriter for OdbcReader {
     fn begin(&mut self) -> Result<()> {
-        self.conn
-            .set_autocommit(false)
-            .map_err(self.query_error("(transaction)"))
+        // A writing connection stays in manual-commit mode: every statement is inside a
+        // transaction that `commit` or `rollback` ends.
+        if !self.manual_commit {
+            self.conn
+                .set_autocommit(false)
+                .map_err(self.query_error("(transaction)"))?;
+            self.manual_commit = true;
+        }
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<()> {
-        let error = self.query_error("(transaction)");
-        self.conn.commit().map_err(&error)?;
-        self.conn.set_autocommit(true).map_err(&error)
+        self.conn
+            .commit()
+            .map_err(self.query_error("(transaction)"))
     }
 
     fn rollback(&mut self) -> Result<()> {
-        let error = self.query_error("(transaction)");
-        self.conn.rollback().map_err(&error)?;
-        self.conn.set_autocommit(true).map_err(&error)
+        self.conn
+            .rollback()
+            .map_err(self.query_error("(transaction)"))
+    }
+
+    fn read_row(&mut self, spec: &TableSpec, key: &RowKey) -> Result<Option<AcdbRow>> {
+        // One row: fetched cell by cell, typed exactly as a scan types it (same text, same
+        // kinds), without a scan's block buffers.
+        let table = self.resolve(spec.table)?;
+        let mut params: Params = Vec::new();
+        let condition = key_equals(spec, key, self.dialect, &mut params)?;
+        let sql = format!("SELECT * FROM {} WHERE {condition}", quote(&table));
+        let error = self.query_error(&table);
+        let mut cursor = self.query(&table, &sql, params.as_slice())?;
+        let columns = describe(&mut cursor, Some(spec), &HashMap::new()).map_err(&error)?;
+        let Some(mut fetched) = cursor.next_row().map_err(&error)? else {
+            return Ok(None);
+        };
+        let mut row = AcdbRow::new();
+        let mut bytes = Vec::new();
+        for (i, column) in columns.iter().enumerate() {
+            let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
+            let value = if column.binary {
+                match fetched.get_binary(index, &mut bytes).map_err(&error)? {
+                    true => AcdbValue::Bytes {
+                        bytes: bytes.clone(),
+                    },
+                    false => AcdbValue::Null,
+                }
+            } else if WIDE_TEXT {
+                let mut units = Vec::new();
+                match fetched.get_wide_text(index, &mut units).map_err(&error)? {
+                    false => AcdbValue::Null,
+                    true => match String::from_utf16(&units) {
+                        Ok(text) => type_text(column.kind, text),
+                        Err(_) => AcdbValue::Bytes {
+                            bytes: units.iter().flat_map(|u| u.to_le_bytes()).collect(),
+                        },
+                    },
+                }
+            } else {
+                match fetched.get_text(index, &mut bytes).map_err(&error)? {
+                    false => AcdbValue::Null,
+                    true => match std::str::from_utf8(&bytes) {
+                        Ok(text) => type_text(column.kind, text.to_string()),
+                        Err(_) => AcdbValue::Bytes {
+                            bytes: bytes.clone(),
+                        },
+                    },
+                }
+            };
+            row.insert(column.name.clone(), value);
+        }
+        Ok(Some(row))
     }
 
     fn insert(&mut self, spec: &TableSpec, values: &AcdbRow) -> Result<Option<i64>> {

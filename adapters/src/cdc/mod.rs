@@ -133,7 +133,7 @@ use crate::{Error, Result};
 
 pub use status::{status, CdcStatus, TableStatus};
 
-pub(crate) use own::{captured_row, lock_table, record_change};
+pub(crate) use own::{captured_row, is_imported, lock_table, record_change, Change};
 
 /// Ids behind the watermark an append-only table with an integer watermark re-reads each
 /// cycle, to catch late arrivals and recent edits.

@@ -108,7 +108,9 @@ pub(crate) async fn outcome_response(
             key,
             position,
         } => {
+            let applied = std::time::Instant::now();
             state.visible_mutation(position).await?;
+            tracing::debug!(%command_id, visible_ms = applied.elapsed().as_secs_f64() * 1e3, "write visible in the audit");
             let (status, message) = match action {
                 WriteAction::Create => (StatusCode::CREATED, "Record created"),
                 WriteAction::Update => (StatusCode::OK, "Record updated"),
