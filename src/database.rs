@@ -11,6 +11,8 @@ use crate::config::Settings;
 /// An open, migrated database, and the private cluster behind it when ccare started one.
 pub struct Database {
     pub pool: PgPool,
+    /// The server's URL, for a role that needs a pool of its own.
+    pub url: String,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -35,7 +37,11 @@ impl Database {
         };
         let pool = postgres::connect(&url).await?;
         postgres::migrate(&pool).await?;
-        Ok(Database { pool, embedded })
+        Ok(Database {
+            pool,
+            url,
+            embedded,
+        })
     }
 
     /// Closes the pool and stops the private cluster if this process started it.

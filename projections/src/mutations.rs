@@ -16,8 +16,9 @@ use domain::record::RowChange;
 use domain::tariff::{TariffEvent, TARIFF_SCHEDULE};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Arguments, PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 use crate::projection::{qualified, Projection};
@@ -517,33 +518,42 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Mutation>, i64)> {
-    let total: i64 = sqlx::query_scalar(&format!(
-        "select count(*) from read_model.mutations m {WHERE}"
-    ))
-    .bind(&filter.table)
-    .bind(&filter.user)
-    .bind(&filter.action)
-    .bind(&filter.channel)
-    .bind(&filter.record_id)
-    .bind(filter.from)
-    .bind(filter.to)
+    let total: i64 = sqlx::query_scalar_with(
+        &format!("select count(*) from read_model.mutations m {WHERE}"),
+        filter_arguments(filter, &[])?,
+    )
     .fetch_one(pool)
     .await?;
-    let rows: Vec<MutationSqlRow> = sqlx::query_as(&format!(
-        "{SELECT} {WHERE} order by m.id desc limit $8 offset $9"
-    ))
-    .bind(&filter.table)
-    .bind(&filter.user)
-    .bind(&filter.action)
-    .bind(&filter.channel)
-    .bind(&filter.record_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(limit)
-    .bind(offset)
+    let rows: Vec<MutationSqlRow> = sqlx::query_as_with(
+        &format!("{SELECT} {WHERE} order by m.id desc limit $8 offset $9"),
+        filter_arguments(filter, &[limit, offset])?,
+    )
     .fetch_all(pool)
     .await?;
     Ok((rows.into_iter().map(Mutation::from).collect(), total))
+}
+
+/// The filter's seven parameters (`$1`…`$7` of [`WHERE`]), then `extra`.
+fn filter_arguments(filter: &MutationFilter, extra: &[i64]) -> Result<PgArguments> {
+    fn add<'q, T>(args: &mut PgArguments, value: T) -> Result<()>
+    where
+        T: sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + 'q,
+    {
+        args.add(value)
+            .map_err(|e| Error::Database(sqlx::Error::Encode(e)))
+    }
+    let mut args = PgArguments::default();
+    add(&mut args, filter.table.clone())?;
+    add(&mut args, filter.user.clone())?;
+    add(&mut args, filter.action.clone())?;
+    add(&mut args, filter.channel.clone())?;
+    add(&mut args, filter.record_id.clone())?;
+    add(&mut args, filter.from)?;
+    add(&mut args, filter.to)?;
+    for value in extra {
+        add(&mut args, *value)?;
+    }
+    Ok(args)
 }
 
 /// The mutation `id`.
@@ -574,18 +584,10 @@ pub async fn page_after(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Mutation>> {
-    let rows: Vec<MutationSqlRow> = sqlx::query_as(&format!(
-        "{SELECT} {WHERE} and m.id > $8 order by m.id limit $9"
-    ))
-    .bind(&filter.table)
-    .bind(&filter.user)
-    .bind(&filter.action)
-    .bind(&filter.channel)
-    .bind(&filter.record_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(after)
-    .bind(limit)
+    let rows: Vec<MutationSqlRow> = sqlx::query_as_with(
+        &format!("{SELECT} {WHERE} and m.id > $8 order by m.id limit $9"),
+        filter_arguments(filter, &[after, limit])?,
+    )
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Mutation::from).collect())

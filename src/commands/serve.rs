@@ -200,17 +200,20 @@ async fn run_roles(
 
     if roles.contains(&Role::Cdc) {
         let location = settings.require_acdb()?.clone();
-        let cdc = super::cdc::build(settings, db.pool.clone(), &location);
+        // A pool of its own: at shutdown a capture cycle is abandoned mid-statement, and sqlx
+        // can leave such a connection (a COPY cut off) out of step with the server; no other role
+        // must be handed one. The pool is closed with the role.
+        let cdc_pool = adapters::postgres::connect(&db.url).await?;
+        let cdc = super::cdc::build(settings, cdc_pool.clone(), &location);
         cdc.check_source().await?;
         // The first cycle (the initial import on a new database) runs before the API opens, so
         // the demo prints its progress bar on a quiet terminal.
         cdc.run_cycle().await?;
         let token = stop.clone();
         tasks.spawn(async move {
-            (
-                Role::Cdc,
-                cdc.run(token.cancelled_owned()).await.map_err(Into::into),
-            )
+            let ran = cdc.run(token.cancelled_owned()).await;
+            cdc_pool.close().await;
+            (Role::Cdc, ran.map_err(Into::into))
         });
         let writer = super::cdc::writer(db.pool.clone(), &location);
         let token = stop.clone();

@@ -585,7 +585,9 @@ impl Cdc {
     /// Runs cycles every `poll_interval` and reconciliation every `reconcile_interval` until
     /// `shutdown` completes. A failing cycle is logged and retried at the next interval. A cycle
     /// in progress at shutdown is abandoned: its open transaction rolls back and the next start
-    /// redoes it.
+    /// redoes it. Give the capture a pool of its own and close it after: sqlx leaves a
+    /// connection whose COPY was cut off out of step with the server (its `PgCopyIn` drop sends
+    /// `CopyFail` without expecting the answer), so such a connection must not be reused.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         let mut next_reconcile = tokio::time::Instant::now() + self.config.reconcile_interval;

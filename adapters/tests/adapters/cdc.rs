@@ -483,7 +483,16 @@ async fn an_import_killed_half_way_resumes_without_duplicates_or_gaps() {
         rows: AtomicU64::new(0),
         stop: stop.clone(),
     });
-    let first = capture(&db, &acdb, killer);
+    // The first process has connections of its own: killing it closes them (a connection whose
+    // statement was cut off mid-way is never handed to anyone else).
+    let first_pool = adapters::postgres::connect(&db.url).await.unwrap();
+    let first = Cdc::new(
+        first_pool.clone(),
+        EventStore::new(first_pool.clone()),
+        reader_factory(&acdb),
+        config(CAPTURED_TABLES.iter().collect()),
+        killer,
+    );
 
     // Act: abandon the import mid-table, as a killed process would, then start again.
     tokio::select! {
@@ -491,6 +500,7 @@ async fn an_import_killed_half_way_resumes_without_duplicates_or_gaps() {
         () = stop.notified() => {}
     }
     drop(first);
+    first_pool.close().await;
     let interrupted = status(&db.pool).await.unwrap();
     let resumed = capture(&db, &acdb, Arc::new(NoProgress));
     let report = resumed.run_cycle().await.unwrap();

@@ -88,20 +88,17 @@ pub(crate) struct RoleBody {
     cc_role: String,
 }
 
-/// Sets the role of `key`, then answers with the employee as the read model now shows them.
-async fn set_role(
+/// Runs `command` on the employee account `key`, then answers with the employee as the read
+/// model now shows them.
+async fn change_employee(
     state: &AppState,
     user: &CurrentUser,
     key: &str,
-    role: Role,
+    command: UserCommand,
 ) -> ApiResult<Json<Value>> {
     let committed = state
         .users
-        .execute(
-            key,
-            UserCommand::ChangeRole { role },
-            &user.command_context(),
-        )
+        .execute(key, command, &user.command_context())
         .await?;
     state.visible(committed).await?;
     let employee = state
@@ -110,6 +107,15 @@ async fn set_role(
         .await?
         .ok_or_else(|| ApiError::NotFound("no such employee".into()))?;
     Ok(Json(role_row(&employee)))
+}
+
+async fn set_role(
+    state: &AppState,
+    user: &CurrentUser,
+    key: &str,
+    role: Role,
+) -> ApiResult<Json<Value>> {
+    change_employee(state, user, key, UserCommand::ChangeRole { role }).await
 }
 
 async fn assign_role(
@@ -300,17 +306,7 @@ async fn user_command(
 ) -> ApiResult<Json<Value>> {
     superadmin(user)?;
     let key = employee_key(employee_id)?;
-    let committed = state
-        .users
-        .execute(&key, command, &user.command_context())
-        .await?;
-    state.visible(committed).await?;
-    let employee = state
-        .read_models
-        .user(&key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such employee".into()))?;
-    Ok(Json(role_row(&employee)))
+    change_employee(state, user, &key, command).await
 }
 
 async fn disable(
