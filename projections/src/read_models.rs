@@ -216,6 +216,15 @@ impl ReadModels {
         tariffs::global_rate(&self.pool).await
     }
 
+    /// See [`tariffs::global_rate_at`].
+    pub async fn global_rate_at(
+        &self,
+        at: chrono::NaiveDateTime,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Option<(Decimal, Option<chrono::NaiveDateTime>)>> {
+        tariffs::global_rate_at(&self.pool, at, now).await
+    }
+
     /// See [`tariffs::global_rate_row`].
     pub async fn global_rate_row(&self) -> Result<Option<String>> {
         tariffs::global_rate_row(&self.pool).await

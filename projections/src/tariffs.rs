@@ -93,9 +93,11 @@ impl Projection for TariffsProjection {
                     previous_rate  numeric,
                     effective_from timestamp not null,
                     set_by         text,
-                    notes          text
+                    notes          text,
+                    source         text not null
                 )"
             ),
+            format!("comment on column {history}.source is 'tblconfig: a change of the rate in the ACDB; schedule: an entry of a rate schedule'"),
             format!("comment on table {history} is 'ccare: every tariff change (id = event_log position); global changes of tblconfig.therate included'"),
             format!("create index on {history} (scope, scope_key, id)"),
             format!(
@@ -185,13 +187,16 @@ async fn apply_schedule_event(
                 conn,
                 &history,
                 event,
-                &scope,
-                action,
-                entry.rate,
-                previous,
-                *effective_from,
-                set_by.as_deref(),
-                entry.notes.as_deref(),
+                HistoryEntry {
+                    scope: &scope,
+                    action,
+                    rate: entry.rate,
+                    previous,
+                    effective_from: *effective_from,
+                    set_by: set_by.as_deref(),
+                    notes: entry.notes.as_deref(),
+                    source: "schedule",
+                },
             )
             .await?;
         }
@@ -210,13 +215,16 @@ async fn apply_schedule_event(
                 conn,
                 &history,
                 event,
-                &scope,
-                "withdrawn",
-                None,
-                previous.rate,
-                *effective_from,
-                set_by.as_deref(),
-                previous.notes.as_deref(),
+                HistoryEntry {
+                    scope: &scope,
+                    action: "withdrawn",
+                    rate: None,
+                    previous: previous.rate,
+                    effective_from: *effective_from,
+                    set_by: set_by.as_deref(),
+                    notes: previous.notes.as_deref(),
+                    source: "schedule",
+                },
             )
             .await?;
         }
@@ -245,22 +253,37 @@ async fn apply_schedule_event(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One row of `tariff_history`.
+struct HistoryEntry<'a> {
+    scope: &'a TariffScope,
+    action: &'a str,
+    rate: Option<Decimal>,
+    previous: Option<Decimal>,
+    effective_from: NaiveDateTime,
+    set_by: Option<&'a str>,
+    notes: Option<&'a str>,
+    source: &'a str,
+}
+
 async fn insert_history(
     conn: &mut PgConnection,
     history: &str,
     event: &StoredEvent,
-    scope: &TariffScope,
-    action: &str,
-    rate: Option<Decimal>,
-    previous: Option<Decimal>,
-    effective_from: NaiveDateTime,
-    set_by: Option<&str>,
-    notes: Option<&str>,
+    entry: HistoryEntry<'_>,
 ) -> Result<()> {
+    let HistoryEntry {
+        scope,
+        action,
+        rate,
+        previous,
+        effective_from,
+        set_by,
+        notes,
+        source,
+    } = entry;
     sqlx::query(&format!(
-        "insert into {history} (id, recorded_at, scope, scope_key, action, rate_lsl, previous_rate, effective_from, set_by, notes)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (id) do nothing"
+        "insert into {history} (id, recorded_at, scope, scope_key, action, rate_lsl, previous_rate, effective_from, set_by, notes, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (id) do nothing"
     ))
     .bind(event.position)
     .bind(event.recorded_at)
@@ -272,6 +295,7 @@ async fn insert_history(
     .bind(effective_from)
     .bind(set_by)
     .bind(notes)
+    .bind(source)
     .execute(conn)
     .await?;
     Ok(())
@@ -333,13 +357,16 @@ async fn apply_config_event(
             conn,
             &history,
             event,
-            &TariffScope::Global,
-            "set",
-            after.flatten(),
-            before.flatten(),
-            at,
-            event.metadata.get("actor_user_id").map(String::as_str),
-            None,
+            HistoryEntry {
+                scope: &TariffScope::Global,
+                action: "set",
+                rate: after.flatten(),
+                previous: before.flatten(),
+                effective_from: at,
+                set_by: event.metadata.get("actor_user_id").map(String::as_str),
+                notes: None,
+                source: "tblconfig",
+            },
         )
         .await?;
     }
@@ -393,6 +420,51 @@ pub async fn global_rate(pool: &PgPool) -> Result<Option<(Decimal, NaiveDateTime
     .await?;
     row.map(|r| Ok((r.try_get("rate_lsl")?, r.try_get("since")?)))
         .transpose()
+}
+
+/// The global rate in force at `at` (Maseru local time), and since when when that is known: the
+/// last change of `tblconfig.therate` at or before `at`; before the first change ccare saw, the
+/// rate that change replaced; with no change seen, the rate as imported. A future `at` also sees
+/// scheduled global rates due by then.
+pub async fn global_rate_at(
+    pool: &PgPool,
+    at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<Option<(Decimal, Option<NaiveDateTime>)>> {
+    let Some((current, since)) = global_rate(pool).await? else {
+        return Ok(None);
+    };
+    if at >= now {
+        let scheduled = schedule(pool, &TariffScope::Global).await?;
+        let due = scheduled
+            .rate_at(at)
+            .filter(|(from, _)| *from > now && !scheduled.applied.contains(from));
+        return Ok(Some(match due {
+            Some((from, rate)) => (rate, Some(from)),
+            None => (current, Some(since)),
+        }));
+    }
+    let changed: Option<(Option<Decimal>, NaiveDateTime)> = sqlx::query_as(
+        "select rate_lsl, effective_from from read_model.tariff_history
+         where scope = 'global' and source = 'tblconfig' and effective_from <= $1
+         order by effective_from desc, id desc limit 1",
+    )
+    .bind(at)
+    .fetch_optional(pool)
+    .await?;
+    if let Some((rate, from)) = changed {
+        return Ok(rate.map(|rate| (rate, Some(from))));
+    }
+    let first: Option<Option<Decimal>> = sqlx::query_scalar(
+        "select previous_rate from read_model.tariff_history
+         where scope = 'global' and source = 'tblconfig' order by effective_from, id limit 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(Some(match first.flatten() {
+        Some(before_first_change) => (before_first_change, None),
+        None => (current, None),
+    }))
 }
 
 /// The key of the `tblconfig` row holding the global rate (see [`global_rate`]).

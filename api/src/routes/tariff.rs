@@ -460,14 +460,20 @@ async fn resolve_rate(
         )),
         None => None,
     };
-    let global = state.read_models.global_rate().await?.ok_or_else(|| {
-        ApiError::Unavailable("the global rate is not known yet (is tblconfig imported?)".into())
-    })?;
+    let global = state
+        .read_models
+        .global_rate_at(at, now_local())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unavailable(
+                "the global rate is not known yet (is tblconfig imported?)".into(),
+            )
+        })?;
     let resolved = resolve(
         at,
         customer_schedule.as_ref().map(|(id, s)| (*id, s)),
         concession_schedule.as_ref().map(|(c, s)| (c.as_str(), s)),
-        (global.0, Some(global.1)),
+        global,
     );
     let level = |name: &str, key: String, schedule: Option<&TariffSchedule>| {
         let found = schedule.and_then(|s| s.rate_at(at));
@@ -489,7 +495,7 @@ async fn resolve_rate(
         "level": "global",
         "key": "therate",
         "rate_lsl": global.0.to_string(),
-        "effective_from": format_local(global.1),
+        "effective_from": global.1.map(format_local),
     }));
     Ok(Json(json!({
         "rate_lsl": resolved.rate.to_string(),

@@ -306,3 +306,53 @@ async fn bad_tariff_input_is_refused_naming_the_field() {
         .await;
     assert_eq!(bad_scope.body["field"], "scope");
 }
+
+/// The rate `/api/tariff/resolve` gives `account` at `at`, which must come from the global level.
+async fn global_rate_at(app: &TestApp, token: &str, account: &str, at: &str) -> String {
+    let reply = app
+        .get(
+            &format!("/api/tariff/resolve/{account}?at={at}"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["source"], "global", "{}", reply.body);
+    let rate: rust_decimal::Decimal = reply.body["rate_lsl"].as_str().unwrap().parse().unwrap();
+    rate.normalize().to_string()
+}
+
+#[tokio::test]
+async fn the_global_rate_resolved_at_a_date_is_the_one_in_force_then() {
+    let app = TestApp::start().await;
+    let finance = app.employee("00200", Role::FinanceTeam).await;
+    let (_, account, _) = customer_with_account(&app).await;
+    let imported = therate(&app);
+    let before_change = local(-TimeDelta::minutes(5));
+    app.put(
+        "/api/tariff/global",
+        Some(&finance),
+        json!({"rate_lsl": "6.25"}),
+    )
+    .await;
+    app.put(
+        "/api/tariff/global",
+        Some(&finance),
+        json!({"rate_lsl": "7.00", "effective_from": local(TimeDelta::days(10))}),
+    )
+    .await;
+    assert_eq!(
+        global_rate_at(&app, &finance, &account, &before_change).await,
+        imported,
+        "before the change"
+    );
+    assert_eq!(
+        global_rate_at(&app, &finance, &account, &local(TimeDelta::minutes(1))).await,
+        "6.25",
+        "after it"
+    );
+    assert_eq!(
+        global_rate_at(&app, &finance, &account, &local(TimeDelta::days(11))).await,
+        "7",
+        "once the scheduled rate is due"
+    );
+}
