@@ -163,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mutations::routes())
         .merge(routes::tariff::routes())
         .merge(routes::audit::routes())
+        .merge(routes::customers::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -139,6 +139,11 @@ impl ReadModels {
         customers::customer_count(&self.pool).await
     }
 
+    /// See [`customers::sites`].
+    pub async fn sites(&self) -> Result<Vec<(String, i64)>> {
+        customers::sites(&self.pool).await
+    }
+
     /// See [`customers::account_numbers`].
     pub async fn account_numbers(&self, customer_id: i64) -> Result<Vec<String>> {
         customers::account_numbers(&self.pool, customer_id).await

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod customers;
 pub(crate) mod mutations;
 pub(crate) mod tables;
 pub(crate) mod tariff;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod customers;
 mod support;
 mod tariffs;
 mod writes;
