@@ -164,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tariff::routes())
         .merge(routes::audit::routes())
         .merge(routes::customers::routes())
+        .merge(routes::om_report::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -11,6 +11,7 @@
 //! - [`mutations`]: the audit of every change (ACDB rows, user accounts) with before and after;
 //! - [`tariffs`]: the global rate, the rate schedules and their history;
 //! - [`history`]: one record's changes read from the log (as-of views for auditors);
+//! - [`analytics`]: the ledgers and readings behind the O&M report, ARPU and dashboards;
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -21,6 +22,7 @@
 //! they never emit commands and never touch the ACDB.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod customers;
 mod error;
 pub mod history;
@@ -30,6 +32,7 @@ mod pg;
 mod projection;
 mod read_models;
 mod registry;
+pub mod reports;
 mod runner;
 pub mod tariffs;
 pub mod users;
@@ -52,5 +55,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(users::UsersProjection),
         Arc::new(mutations::MutationsProjection),
         Arc::new(tariffs::TariffsProjection),
+        Arc::new(analytics::AnalyticsProjection),
     ]
 }

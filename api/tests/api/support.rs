@@ -53,8 +53,15 @@ pub(crate) fn secret() -> Vec<u8> {
 
 impl TestApp {
     pub(crate) async fn start() -> TestApp {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with `prepare` run on the ACDB before it is imported (a
+    /// fixture of hand-written rows).
+    pub(crate) async fn start_with(prepare: impl FnOnce(&TestAcdb)) -> TestApp {
         let db = testkit::pg::fresh_database().await;
         let acdb = testkit::acdb::generated_small();
+        prepare(&acdb);
         let location = AcdbLocation::Odbc(acdb.dsn());
         let cdc = Cdc::new(
             db.pool.clone(),

@@ -1,0 +1,674 @@
+//! The `analytics` read model: the account ledgers and meter readings, kept so that every figure
+//! of the O&M report and the dashboards (legacy-system.md §3) is a small query, however long the
+//! history grows.
+//!
+//! Tables:
+//! - `transactions`: one row per ledger row of `tblaccounthistory1` and
+//!   `tblaccounthistoryOriginal` (`source` says which: the legacy figures use the first and fall
+//!   back to the second only when the first is empty, never merging them), read by
+//!   `domain::records::transaction`: trimmed account, its legacy site, date (and whether it was
+//!   missing or unparseable), quarter, month, day, exact amount and kWh;
+//! - `period_totals`: per source, period (quarter `Q` or month `M`; `Unknown` for rows without a
+//!   usable date), site (`''` when the account has none) and whether the row has an account, the
+//!   exact sums of amount and kWh and the row count — kept by adding each change's after-row and
+//!   subtracting its before-row;
+//! - `account_first`: per source and account (trimmed text, compared case-sensitively as the
+//!   legacy did), its site and its first dated quarter and month: who counts as a customer in a
+//!   period (every account seen with a dated row up to it);
+//! - `quarter_days`: per source and quarter, the calendar days with dated rows (legacy bug B4's
+//!   intent: calendar days of parseable dates only);
+//! - `reading_hours`: per meter, community and hour of the day, the sum and count of power
+//!   readings (the 24-hour load profiles average them).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use domain::catalog::spec_for_aggregate;
+use domain::event::StoredEvent;
+use domain::record::{kinds, RecordKind, RowChange};
+use domain::records::reading::MeterReadingRecord;
+use domain::records::transaction::TransactionRecord;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+
+use crate::error::{Error, Result};
+use crate::projection::{qualified, Projection};
+
+/// The projection's permanent name.
+pub const NAME: &str = "analytics";
+
+/// The period key of rows without a usable date.
+pub const UNKNOWN_PERIOD: &str = "Unknown";
+
+const TRANSACTION: &str = kinds::AccountTransaction::AGGREGATE_TYPE;
+const ARCHIVED_TRANSACTION: &str = kinds::ArchivedAccountTransaction::AGGREGATE_TYPE;
+const READING: &str = kinds::MeterReading::AGGREGATE_TYPE;
+const AGGREGATE_TYPES: &[&str] = &[TRANSACTION, ARCHIVED_TRANSACTION, READING];
+
+/// Builds the `analytics` read model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnalyticsProjection;
+
+#[async_trait]
+impl Projection for AnalyticsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(AGGREGATE_TYPES)
+    }
+
+    async fn create_tables(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
+        let transactions = qualified(schema, "transactions");
+        let totals = qualified(schema, "period_totals");
+        let first = qualified(schema, "account_first");
+        let days = qualified(schema, "quarter_days");
+        let hours = qualified(schema, "reading_hours");
+        let statements = [
+            format!(
+                "create table {transactions} (
+                    source     text not null,
+                    txn_id     bigint not null,
+                    account    text,
+                    site       text,
+                    at         timestamp,
+                    date_state text not null,
+                    quarter    text,
+                    month      text,
+                    day        date,
+                    amount     numeric not null,
+                    kwh        numeric not null,
+                    rate       numeric,
+                    payment    boolean not null,
+                    balance    numeric,
+                    meter_id   text,
+                    position   bigint not null,
+                    primary key (source, txn_id)
+                )"
+            ),
+            format!("comment on table {transactions} is 'ccare: one row per account-ledger row (tblaccounthistory1, tblaccounthistoryOriginal = source); dates are ACDB local time (Africa/Maseru); amount/kwh NULL counted as 0'"),
+            format!("comment on column {transactions}.date_state is 'dated, missing (NULL or blank) or unparseable'"),
+            format!("comment on column {transactions}.account is 'accountnumber trimmed; compared case-sensitively, as the legacy figures did'"),
+            format!("create index on {transactions} (source, account, at desc)"),
+            format!("create index on {transactions} (source, quarter)"),
+            format!(
+                "create table {totals} (
+                    source      text not null,
+                    kind        text not null,
+                    period      text not null,
+                    site        text not null,
+                    has_account boolean not null,
+                    amount      numeric not null,
+                    kwh         numeric not null,
+                    rows        bigint not null,
+                    primary key (source, kind, period, site, has_account)
+                )"
+            ),
+            format!("comment on table {totals} is 'ccare: exact sums of amount and kWh per source, period (kind Q: YYYY QN, M: YYYY-MM; Unknown without a usable date) and site (empty: no site)'"),
+            format!(
+                "create table {first} (
+                    source        text not null,
+                    account       text not null,
+                    site          text not null,
+                    first_quarter text,
+                    first_month   text,
+                    primary key (source, account)
+                )"
+            ),
+            format!("comment on table {first} is 'ccare: per account its first dated quarter and month (the ARPU customer base: every account seen up to a period)'"),
+            format!("create index on {first} (source, first_quarter)"),
+            format!("create index on {first} (source, first_month)"),
+            format!(
+                "create table {days} (
+                    source  text not null,
+                    quarter text not null,
+                    day     date not null,
+                    rows    bigint not null,
+                    primary key (source, quarter, day)
+                )"
+            ),
+            format!(
+                "create table {hours} (
+                    meter_id  text not null,
+                    community text not null,
+                    hour      smallint not null,
+                    power_sum numeric not null,
+                    readings  bigint not null,
+                    primary key (meter_id, community, hour)
+                )"
+            ),
+            format!("comment on table {hours} is 'ccare: per meter, community (upper-cased; empty if none) and hour of day, the sum and number of non-null tblmeterdata1 power readings (kW)'"),
+        ];
+        for statement in statements {
+            sqlx::query(&statement).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+    ) -> Result<()> {
+        let mut batch = Batch::default();
+        for event in events {
+            batch.add(event)?;
+        }
+        batch.write(conn, schema).await
+    }
+}
+
+/// A ledger row as `transactions` stores it.
+#[derive(Debug, Clone, Serialize)]
+struct TransactionRow {
+    source: &'static str,
+    txn_id: i64,
+    account: Option<String>,
+    site: Option<String>,
+    at: Option<chrono::NaiveDateTime>,
+    date_state: &'static str,
+    quarter: Option<String>,
+    month: Option<String>,
+    day: Option<NaiveDate>,
+    amount: Decimal,
+    kwh: Decimal,
+    rate: Option<Decimal>,
+    payment: bool,
+    balance: Option<Decimal>,
+    meter_id: Option<String>,
+    position: i64,
+}
+
+const TRANSACTION_COLUMNS: &[(&str, &str)] = &[
+    ("source", "text"),
+    ("txn_id", "bigint"),
+    ("account", "text"),
+    ("site", "text"),
+    ("at", "timestamp"),
+    ("date_state", "text"),
+    ("quarter", "text"),
+    ("month", "text"),
+    ("day", "date"),
+    ("amount", "numeric"),
+    ("kwh", "numeric"),
+    ("rate", "numeric"),
+    ("payment", "boolean"),
+    ("balance", "numeric"),
+    ("meter_id", "text"),
+    ("position", "bigint"),
+];
+
+fn transaction_row(
+    source: &'static str,
+    record: &TransactionRecord,
+    position: i64,
+) -> TransactionRow {
+    use domain::records::transaction::TransactionDate;
+    let date_state = match &record.date {
+        TransactionDate::Dated(_) => "dated",
+        TransactionDate::Missing => "missing",
+        TransactionDate::Unparseable(_) => "unparseable",
+    };
+    TransactionRow {
+        source,
+        txn_id: record.id,
+        account: record.raw_account.clone(),
+        site: record.site.as_ref().map(|s| s.as_str().to_string()),
+        at: record.date.datetime(),
+        date_state,
+        quarter: record.date.quarter().map(|q| q.to_string()),
+        month: record.date.month().map(|m| m.to_string()),
+        day: record.date.date(),
+        amount: record.amount.amount(),
+        kwh: record.kwh.amount(),
+        rate: record.rate,
+        payment: record.payment,
+        balance: record.balance.map(|b| b.amount()),
+        meter_id: record.meter_id.clone(),
+        position,
+    }
+}
+
+/// The key of a `period_totals` row.
+type TotalKey = (&'static str, &'static str, String, String, bool);
+
+/// An account's site and the earliest quarter and month a batch saw it dated in.
+#[derive(Debug, Default)]
+struct FirstSeen {
+    site: String,
+    quarter: Option<String>,
+    month: Option<String>,
+}
+
+/// What one batch changes, gathered before anything is written.
+#[derive(Default)]
+struct Batch {
+    /// The latest state of each ledger row touched (`None`: deleted).
+    rows: BTreeMap<(&'static str, i64), Option<TransactionRow>>,
+    totals: HashMap<TotalKey, (Decimal, Decimal, i64)>,
+    days: HashMap<(&'static str, String, NaiveDate), i64>,
+    /// Accounts whose first period may only have moved earlier (rows created).
+    earlier: BTreeMap<(&'static str, String), FirstSeen>,
+    /// Accounts that lost or changed a row: their first period is computed again.
+    recompute: BTreeSet<(&'static str, String)>,
+    hours: HashMap<(String, String, i16), (Decimal, i64)>,
+}
+
+impl Batch {
+    fn add(&mut self, event: &StoredEvent) -> Result<()> {
+        let unreadable = |reason: &str| Error::UnreadableEvent {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            reason: reason.to_string(),
+        };
+        let aggregate_type = event.aggregate_type.as_str();
+        if !AGGREGATE_TYPES.contains(&aggregate_type) {
+            return Ok(());
+        }
+        let change = RowChange::deserialize(&event.payload).map_err(|_| {
+            unreadable(&format!(
+                "its payload is not a row change of version {}",
+                event.event_version
+            ))
+        })?;
+        let (before, after) = match &change {
+            RowChange::Created { row } => (None, Some(row)),
+            RowChange::Updated { before, after, .. } => (Some(before), Some(after)),
+            RowChange::Deleted { before } => (Some(before), None),
+        };
+        if aggregate_type == READING {
+            if let Some(row) = before.and_then(MeterReadingRecord::from_row) {
+                self.reading(&row, -1);
+            }
+            if let Some(row) = after.and_then(MeterReadingRecord::from_row) {
+                self.reading(&row, 1);
+            }
+            return Ok(());
+        }
+        let source = spec_for_aggregate(aggregate_type)
+            .map(|spec| spec.table)
+            .ok_or_else(|| unreadable("its aggregate type names no captured table"))?;
+        let before = before.and_then(TransactionRecord::from_row);
+        let after = after.and_then(TransactionRecord::from_row);
+        if let Some(old) = &before {
+            self.contribute(source, old, -1);
+            if let Some(account) = &old.raw_account {
+                self.recompute.insert((source, account.clone()));
+            }
+        }
+        match &after {
+            Some(new) => {
+                self.contribute(source, new, 1);
+                if let Some(account) = &new.raw_account {
+                    if before.is_some() {
+                        self.recompute.insert((source, account.clone()));
+                    } else {
+                        self.earlier_first(source, account, new);
+                    }
+                }
+                self.rows.insert(
+                    (source, new.id),
+                    Some(transaction_row(source, new, event.position)),
+                );
+            }
+            None => {
+                if let Some(old) = &before {
+                    self.rows.insert((source, old.id), None);
+                } else if let Ok(id) = event.aggregate_id.parse::<i64>() {
+                    self.rows.insert((source, id), None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds (`sign` 1) or removes (-1) a ledger row's share of the totals and days.
+    fn contribute(&mut self, source: &'static str, record: &TransactionRecord, sign: i64) {
+        let site = record
+            .site
+            .as_ref()
+            .map_or_else(String::new, |s| s.as_str().to_string());
+        let has_account = record.raw_account.is_some();
+        let quarter = record
+            .date
+            .quarter()
+            .map_or_else(|| UNKNOWN_PERIOD.to_string(), |q| q.to_string());
+        let month = record
+            .date
+            .month()
+            .map_or_else(|| UNKNOWN_PERIOD.to_string(), |m| m.to_string());
+        let factor = Decimal::from(sign);
+        for (kind, period) in [("Q", quarter.clone()), ("M", month)] {
+            let entry = self
+                .totals
+                .entry((source, kind, period, site.clone(), has_account))
+                .or_insert((Decimal::ZERO, Decimal::ZERO, 0));
+            entry.0 += record.amount.amount() * factor;
+            entry.1 += record.kwh.amount() * factor;
+            entry.2 += sign;
+        }
+        if let Some(day) = record.date.date() {
+            *self.days.entry((source, quarter, day)).or_insert(0) += sign;
+        }
+    }
+
+    fn earlier_first(&mut self, source: &'static str, account: &str, record: &TransactionRecord) {
+        let site = record
+            .site
+            .as_ref()
+            .map_or_else(String::new, |s| s.as_str().to_string());
+        let quarter = record.date.quarter().map(|q| q.to_string());
+        let month = record.date.month().map(|m| m.to_string());
+        let entry = self
+            .earlier
+            .entry((source, account.to_string()))
+            .or_insert(FirstSeen {
+                site,
+                ..FirstSeen::default()
+            });
+        entry.quarter = min_period(entry.quarter.take(), quarter);
+        entry.month = min_period(entry.month.take(), month);
+    }
+
+    fn reading(&mut self, reading: &MeterReadingRecord, sign: i64) {
+        let Some(power) = reading.power_kw else {
+            return;
+        };
+        let community = reading
+            .community
+            .as_deref()
+            .map(str::to_uppercase)
+            .unwrap_or_default();
+        let hour = i16::try_from(reading.hour()).unwrap_or(0);
+        let entry = self
+            .hours
+            .entry((reading.meter_id.clone(), community, hour))
+            .or_insert((Decimal::ZERO, 0));
+        entry.0 += power * Decimal::from(sign);
+        entry.1 += sign;
+    }
+
+    async fn write(self, conn: &mut PgConnection, schema: &str) -> Result<()> {
+        let transactions = qualified(schema, "transactions");
+        let totals = qualified(schema, "period_totals");
+        let first = qualified(schema, "account_first");
+        let days = qualified(schema, "quarter_days");
+        let hours = qualified(schema, "reading_hours");
+
+        let (live, gone): (Vec<_>, Vec<_>) = self.rows.into_iter().partition(|(_, r)| r.is_some());
+        if !gone.is_empty() {
+            let sources: Vec<&str> = gone.iter().map(|((s, _), _)| *s).collect();
+            let ids: Vec<i64> = gone.iter().map(|((_, id), _)| *id).collect();
+            sqlx::query(&format!(
+                "delete from {transactions} t using unnest($1::text[], $2::int8[]) as g(source, txn_id)
+                 where t.source = g.source and t.txn_id = g.txn_id"
+            ))
+            .bind(sources)
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let live: Vec<TransactionRow> = live.into_iter().filter_map(|(_, r)| r).collect();
+        upsert_json(
+            conn,
+            &transactions,
+            TRANSACTION_COLUMNS,
+            &["source", "txn_id"],
+            &live,
+        )
+        .await?;
+
+        if !self.totals.is_empty() {
+            #[derive(Serialize)]
+            struct Delta<'a> {
+                source: &'a str,
+                kind: &'a str,
+                period: &'a str,
+                site: &'a str,
+                has_account: bool,
+                amount: Decimal,
+                kwh: Decimal,
+                rows: i64,
+            }
+            let deltas: Vec<Delta<'_>> = self
+                .totals
+                .iter()
+                .filter(|(_, (amount, kwh, rows))| {
+                    *rows != 0 || !amount.is_zero() || !kwh.is_zero()
+                })
+                .map(
+                    |((source, kind, period, site, has_account), (amount, kwh, rows))| Delta {
+                        source,
+                        kind,
+                        period,
+                        site,
+                        has_account: *has_account,
+                        amount: *amount,
+                        kwh: *kwh,
+                        rows: *rows,
+                    },
+                )
+                .collect();
+            sqlx::query(&format!(
+                "insert into {totals} (source, kind, period, site, has_account, amount, kwh, rows)
+                 select source, kind, period, site, has_account, amount, kwh, rows
+                 from jsonb_to_recordset($1) as d(source text, kind text, period text, site text,
+                      has_account boolean, amount numeric, kwh numeric, rows bigint)
+                 on conflict (source, kind, period, site, has_account) do update set
+                     amount = {totals}.amount + excluded.amount, kwh = {totals}.kwh + excluded.kwh,
+                     rows = {totals}.rows + excluded.rows"
+            ))
+            .bind(Json(&deltas))
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(&format!("delete from {totals} where rows = 0"))
+                .execute(&mut *conn)
+                .await?;
+        }
+
+        if !self.days.is_empty() {
+            let mut sources = Vec::new();
+            let mut quarters = Vec::new();
+            let mut dates = Vec::new();
+            let mut counts = Vec::new();
+            for ((source, quarter, day), rows) in &self.days {
+                if *rows == 0 {
+                    continue;
+                }
+                sources.push(*source);
+                quarters.push(quarter.as_str());
+                dates.push(*day);
+                counts.push(*rows);
+            }
+            sqlx::query(&format!(
+                "insert into {days} (source, quarter, day, rows)
+                 select * from unnest($1::text[], $2::text[], $3::date[], $4::int8[])
+                 on conflict (source, quarter, day) do update set rows = {days}.rows + excluded.rows"
+            ))
+            .bind(sources)
+            .bind(quarters)
+            .bind(dates)
+            .bind(counts)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(&format!("delete from {days} where rows = 0"))
+                .execute(&mut *conn)
+                .await?;
+        }
+
+        // Created rows can only move an account's first period earlier.
+        let earlier: Vec<_> = self
+            .earlier
+            .iter()
+            .filter(|(key, _)| !self.recompute.contains(*key))
+            .collect();
+        if !earlier.is_empty() {
+            sqlx::query(&format!(
+                "insert into {first} (source, account, site, first_quarter, first_month)
+                 select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                 on conflict (source, account) do update set
+                     first_quarter = least({first}.first_quarter, excluded.first_quarter),
+                     first_month = least({first}.first_month, excluded.first_month)"
+            ))
+            .bind(earlier.iter().map(|((s, _), _)| *s).collect::<Vec<_>>())
+            .bind(
+                earlier
+                    .iter()
+                    .map(|((_, a), _)| a.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                earlier
+                    .iter()
+                    .map(|(_, f)| f.site.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                earlier
+                    .iter()
+                    .map(|(_, f)| f.quarter.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                earlier
+                    .iter()
+                    .map(|(_, f)| f.month.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Accounts that lost or changed a row: computed again from their rows.
+        if !self.recompute.is_empty() {
+            let sources: Vec<&str> = self.recompute.iter().map(|(s, _)| *s).collect();
+            let accounts: Vec<&str> = self.recompute.iter().map(|(_, a)| a.as_str()).collect();
+            sqlx::query(&format!(
+                "delete from {first} f using unnest($1::text[], $2::text[]) as t(source, account)
+                 where f.source = t.source and f.account = t.account"
+            ))
+            .bind(&sources)
+            .bind(&accounts)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(&format!(
+                "insert into {first} (source, account, site, first_quarter, first_month)
+                 select t.source, t.account, coalesce(max(x.site), ''),
+                        min(x.quarter) filter (where x.date_state = 'dated'),
+                        min(x.month) filter (where x.date_state = 'dated')
+                 from unnest($1::text[], $2::text[]) as t(source, account)
+                 join {transactions} x on x.source = t.source and x.account = t.account
+                 group by t.source, t.account"
+            ))
+            .bind(&sources)
+            .bind(&accounts)
+            .execute(&mut *conn)
+            .await?;
+        }
+
+        if !self.hours.is_empty() {
+            let mut meters = Vec::new();
+            let mut communities = Vec::new();
+            let mut hours_of_day = Vec::new();
+            let mut sums = Vec::new();
+            let mut counts = Vec::new();
+            for ((meter, community, hour), (sum, count)) in &self.hours {
+                if *count == 0 && sum.is_zero() {
+                    continue;
+                }
+                meters.push(meter.as_str());
+                communities.push(community.as_str());
+                hours_of_day.push(*hour);
+                sums.push(*sum);
+                counts.push(*count);
+            }
+            sqlx::query(&format!(
+                "insert into {hours} (meter_id, community, hour, power_sum, readings)
+                 select * from unnest($1::text[], $2::text[], $3::int2[], $4::numeric[], $5::int8[])
+                 on conflict (meter_id, community, hour) do update set
+                     power_sum = {hours}.power_sum + excluded.power_sum,
+                     readings = {hours}.readings + excluded.readings"
+            ))
+            .bind(meters)
+            .bind(communities)
+            .bind(hours_of_day)
+            .bind(sums)
+            .bind(counts)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(&format!("delete from {hours} where readings = 0"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The earlier of two period keys (`YYYY QN` and `YYYY-MM` sort as their periods do).
+fn min_period(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Inserts or replaces `rows` in `table` with one statement (the JSON array's objects' keys
+/// are the column names).
+async fn upsert_json<T: Serialize>(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &[(&str, &str)],
+    key: &[&str],
+    rows: &[T],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names = columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let record = columns
+        .iter()
+        .map(|(name, sql_type)| format!("{name} {sql_type}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updates = columns
+        .iter()
+        .filter(|(name, _)| !key.contains(name))
+        .map(|(name, _)| format!("{name} = excluded.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(&format!(
+        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})
+         on conflict ({}) do update set {updates}",
+        key.join(", ")
+    ))
+    .bind(Json(rows))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_keys_order_like_their_periods() {
+        assert_eq!(
+            min_period(Some("2025 Q4".into()), Some("2025 Q1".into())).as_deref(),
+            Some("2025 Q1")
+        );
+        assert_eq!(
+            min_period(None, Some("2024-12".into())).as_deref(),
+            Some("2024-12")
+        );
+        assert!("2024 Q4" < "2025 Q1" && "2024-12" < "2025-01");
+    }
+}
