@@ -165,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::routes())
         .merge(routes::customers::routes())
         .merge(routes::om_report::routes())
+        .merge(routes::dashboard::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

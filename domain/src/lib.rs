@@ -27,6 +27,7 @@ pub mod auth;
 pub mod catalog;
 pub mod chain;
 pub mod command;
+pub mod dashboard;
 pub mod dates;
 pub mod energy;
 pub mod envelope;

@@ -93,7 +93,8 @@ impl Projection for AnalyticsProjection {
             format!("comment on table {transactions} is 'ccare: one row per account-ledger row (tblaccounthistory1, tblaccounthistoryOriginal = source); dates are ACDB local time (Africa/Maseru); amount/kwh NULL counted as 0'"),
             format!("comment on column {transactions}.date_state is 'dated, missing (NULL or blank) or unparseable'"),
             format!("comment on column {transactions}.account is 'accountnumber trimmed; compared case-sensitively, as the legacy figures did'"),
-            format!("create index on {transactions} (source, account, at desc)"),
+            format!("create index on {transactions} (source, account)"),
+            format!("create index on {transactions} (source, upper(account))"),
             format!("create index on {transactions} (source, quarter)"),
             format!(
                 "create table {totals} (

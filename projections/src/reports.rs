@@ -281,3 +281,68 @@ pub async fn type_meters(pool: &PgPool, site: Option<&str>) -> Result<Vec<(Strin
     .fetch_all(pool)
     .await?)
 }
+
+/// A ledger row of one account, as the dashboards and the customer-data page show it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub txn_id: i64,
+    pub account: Option<String>,
+    pub meter_id: Option<String>,
+    pub at: Option<chrono::NaiveDateTime>,
+    pub amount: Decimal,
+    pub rate: Option<Decimal>,
+    pub kwh: Decimal,
+    pub payment: bool,
+    pub balance: Option<Decimal>,
+}
+
+/// The rows of `account` (matched as the ledger holds it, ignoring case, as Access does), most
+/// recent first (dated rows by date, then undated ones, each by id), from the first ledger that has
+/// any for it; and that ledger's name.
+pub async fn account_ledger(
+    pool: &PgPool,
+    account: &str,
+) -> Result<(&'static str, Vec<LedgerRow>)> {
+    for ledger in [PRIMARY_LEDGER, FALLBACK_LEDGER] {
+        let rows: Vec<LedgerRow> = sqlx::query_as(
+            "select txn_id, account, meter_id, at, amount, rate, kwh, payment, balance
+             from read_model.transactions
+             where source = $1 and upper(account) = upper($2)
+             order by at desc nulls last, txn_id desc",
+        )
+        .bind(ledger)
+        .bind(account.trim())
+        .fetch_all(pool)
+        .await?;
+        if !rows.is_empty() {
+            return Ok((ledger, rows));
+        }
+    }
+    Ok((PRIMARY_LEDGER, Vec::new()))
+}
+
+/// A meter register row as the customer-data page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MeterInfo {
+    pub meter_id: String,
+    pub community: Option<String>,
+    pub customer_type: Option<String>,
+    pub village: Option<String>,
+    pub status: Option<i64>,
+    pub connect_date: Option<chrono::NaiveDateTime>,
+}
+
+/// The meter of `account`: in `tblmeter` first, then `Copy Of tblmeter` (the legacy account
+/// resolution order), the most recently connected of several.
+pub async fn meter_of_account(pool: &PgPool, account: &str) -> Result<Option<MeterInfo>> {
+    Ok(sqlx::query_as(
+        "select meter_id, community, customer_type, village, status, connect_date
+         from read_model.meters
+         where upper(account_key) = upper($1) or account_number = upper($1)
+         order by case source_table when 'tblmeter' then 0 else 1 end, connect_date desc nulls last, meter_id
+         limit 1",
+    )
+    .bind(account.trim())
+    .fetch_optional(pool)
+    .await?)
+}

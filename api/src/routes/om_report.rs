@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -19,6 +18,7 @@ use projections::reports::{self, PeriodSite, RowFilter};
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::num;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -48,14 +48,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/om-report/arpu", get(arpu))
         .route("/api/om-report/monthly-arpu", get(monthly_arpu))
         .route("/api/stats/site-summary", get(site_summary))
-}
-
-/// `value` rounded to `dp` decimals, half to even, as a JSON number. The number's text is the
-/// exact rounded decimal: a value of at most 15 significant digits survives the double that
-/// carries it in JSON.
-fn num(value: Decimal, dp: u32) -> Value {
-    let rounded = value.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven);
-    rounded.to_f64().map_or(Value::Null, Value::from)
 }
 
 /// `numerator / denominator` rounded to `dp` (0 when the denominator is 0).

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod customers;
+mod dashboards;
 mod reports;
 mod support;
 mod tariffs;
