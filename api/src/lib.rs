@@ -8,6 +8,7 @@ pub mod auth;
 mod body;
 mod error;
 mod routes;
+mod xlsx;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::routes())
         .merge(routes::admin::routes())
         .merge(routes::tables::routes())
+        .merge(routes::browse::routes())
         .merge(routes::mutations::routes())
         .merge(routes::tariff::routes())
         .merge(routes::audit::routes())

@@ -35,7 +35,7 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 
 use crate::error::{Error, Result};
-use crate::projection::{qualified, Projection};
+use crate::projection::{qualified, upsert_json, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "analytics";
@@ -615,45 +615,6 @@ fn min_period(a: Option<String>, b: Option<String>) -> Option<String> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
-}
-
-/// Inserts or replaces `rows` in `table` with one statement (the JSON array's objects' keys
-/// are the column names).
-async fn upsert_json<T: Serialize>(
-    conn: &mut PgConnection,
-    table: &str,
-    columns: &[(&str, &str)],
-    key: &[&str],
-    rows: &[T],
-) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let names = columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let record = columns
-        .iter()
-        .map(|(name, sql_type)| format!("{name} {sql_type}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let updates = columns
-        .iter()
-        .filter(|(name, _)| !key.contains(name))
-        .map(|(name, _)| format!("{name} = excluded.{name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    sqlx::query(&format!(
-        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})
-         on conflict ({}) do update set {updates}",
-        key.join(", ")
-    ))
-    .bind(Json(rows))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`tariffs`]: the global rate, the rate schedules and their history;
 //! - [`history`]: one record's changes read from the log (as-of views for auditors);
 //! - [`analytics`]: the ledgers and readings behind the O&M report, ARPU and dashboards;
+//! - [`mirror`]: every captured ACDB row as it stands, for the tables browser and exports;
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -27,6 +28,7 @@ pub mod customers;
 mod error;
 pub mod history;
 mod log;
+pub mod mirror;
 pub mod mutations;
 mod pg;
 mod projection;
@@ -56,5 +58,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(mutations::MutationsProjection),
         Arc::new(tariffs::TariffsProjection),
         Arc::new(analytics::AnalyticsProjection),
+        Arc::new(mirror::MirrorProjection),
     ]
 }

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 use domain::event::StoredEvent;
+use serde::Serialize;
+use sqlx::types::Json;
 use sqlx::PgConnection;
 
 use crate::error::Result;
@@ -53,6 +55,45 @@ pub fn qualified(schema: &str, table: &str) -> String {
 /// `name` quoted as an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Inserts or replaces `rows` in `table` with one statement (the JSON array's objects' keys
+/// are the column names).
+pub(crate) async fn upsert_json<T: Serialize>(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &[(&str, &str)],
+    key: &[&str],
+    rows: &[T],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names = columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let record = columns
+        .iter()
+        .map(|(name, sql_type)| format!("{name} {sql_type}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updates = columns
+        .iter()
+        .filter(|(name, _)| !key.contains(name))
+        .map(|(name, _)| format!("{name} = excluded.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(&format!(
+        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})
+         on conflict ({}) do update set {updates}",
+        key.join(", ")
+    ))
+    .bind(Json(rows))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

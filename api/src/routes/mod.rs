@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod browse;
 pub(crate) mod customers;
 pub(crate) mod dashboard;
 pub(crate) mod mutations;

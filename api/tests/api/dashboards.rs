@@ -44,41 +44,10 @@ fn fixture(acdb: &TestAcdb) {
     }
 }
 
-async fn customer_token(app: &TestApp) -> String {
-    let clerk = app.employee("00123", Role::OnmTeam).await;
-    let code = app
-        .post(
-            "/api/admin/registration-codes",
-            Some(&clerk),
-            json!({"account_number": ACCOUNT}),
-        )
-        .await
-        .body["registration_code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    app.post(
-        "/api/auth/customer-register",
-        None,
-        json!({"customer_id": ACCOUNT, "password": "my own secret", "registration_code": code}),
-    )
-    .await;
-    app.post(
-        "/api/auth/customer-login",
-        None,
-        json!({"customer_id": ACCOUNT, "password": "my own secret"}),
-    )
-    .await
-    .body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_customer_s_dashboard_shows_balance_payment_average_and_recharge_estimate() {
     let app = TestApp::start_with(fixture).await;
-    let token = customer_token(&app).await;
+    let token = app.customer_token(ACCOUNT).await;
 
     let reply = app.get("/api/my/dashboard", Some(&token)).await;
 
@@ -121,7 +90,7 @@ async fn an_employee_opens_the_customer_data_by_account_or_customer_id() {
         .await;
     let by_id = app.get("/api/customer-data/9009", Some(&clerk)).await;
     let unknown = app.get("/api/customer-data/7777ZZZ", Some(&clerk)).await;
-    let customer = customer_token(&app).await;
+    let customer = app.customer_token(ACCOUNT).await;
     let as_customer = app
         .get(&format!("/api/customer-data/{ACCOUNT}"), Some(&customer))
         .await;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod browse;
 mod customers;
 mod dashboards;
 mod reports;

@@ -215,6 +215,7 @@ impl TestApp {
             status,
             headers,
             body,
+            bytes: bytes.to_vec(),
         }
     }
 
@@ -255,6 +256,42 @@ impl TestApp {
         present.then(|| String::from_utf8(text).unwrap())
     }
 
+    /// A customer registered (through a registration code an O&M employee issues) and logged in
+    /// for `account`: their token.
+    pub(crate) async fn customer_token(&self, account: &str) -> String {
+        let clerk = self.employee("00123", Role::OnmTeam).await;
+        let reply = self
+            .post(
+                "/api/admin/registration-codes",
+                Some(&clerk),
+                json!({"account_number": account}),
+            )
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+        let code = reply.body["registration_code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let password = "my own secret";
+        let reply = self
+            .post(
+                "/api/auth/customer-register",
+                None,
+                json!({"customer_id": account, "password": password, "registration_code": code}),
+            )
+            .await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+        let reply = self
+            .post(
+                "/api/auth/customer-login",
+                None,
+                json!({"customer_id": account, "password": password}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["access_token"].as_str().unwrap().to_string()
+    }
+
     pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.request(Method::GET, path, token, None).await
     }
@@ -274,6 +311,8 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) headers: axum::http::HeaderMap,
     pub(crate) body: Value,
+    /// The body as sent (for files such as XLSX exports).
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Reply {
