@@ -7,6 +7,7 @@
 pub mod auth;
 mod body;
 mod error;
+mod openapi;
 mod routes;
 mod xlsx;
 
@@ -116,6 +117,11 @@ pub struct HealthBody {
     pub event_log_head: Option<i64>,
 }
 
+/// The OpenAPI document of every endpoint.
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
 async fn health(State(state): State<AppState>) -> Json<HealthBody> {
     let health = state.read_models.health().await;
     if let Err(e) = &health {
@@ -158,6 +164,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi_json))
         .merge(routes::auth::routes())
         .merge(routes::admin::routes())
         .merge(routes::tables::routes())

@@ -316,7 +316,10 @@ async fn a_change_in_access_shows_in_the_browser_after_one_poll() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let found = app
-        .get("/api/tables/tblcustomer?search=NTHABISENG-zzq", Some(&token))
+        .get(
+            "/api/tables/tblcustomer?search=NTHABISENG-zzq",
+            Some(&token),
+        )
         .await;
     assert_eq!(column(&found, "CUSTOMER ID"), [json!(9105)]);
 }

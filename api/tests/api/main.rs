@@ -8,6 +8,7 @@ mod auth;
 mod browse;
 mod customers;
 mod dashboards;
+mod openapi;
 mod reports;
 mod support;
 mod tariffs;
