@@ -50,8 +50,30 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Analysts' read-only PostgreSQL roles (the read_model schema only).
+    Analysts {
+        #[command(subcommand)]
+        command: AnalystsCommand,
+    },
     /// Apply the database migrations and exit.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalystsCommand {
+    /// Create a login role (or update an existing one) that may read the read_model schema and
+    /// nothing else; the password is read like `users add`.
+    Grant {
+        name: String,
+        /// Set no password (a new role can then log in only where pg_hba.conf allows peer or
+        /// trust; an existing role keeps its password).
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// End a role's analyst access.
+    Revoke { name: String },
+    /// List the analysts.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 pub mod auth;
 mod body;
 mod error;
+mod export;
 mod openapi;
 mod routes;
 mod xlsx;
@@ -175,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::customers::routes())
         .merge(routes::om_report::routes())
         .merge(routes::dashboard::routes())
+        .merge(routes::read_models::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -479,6 +479,21 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         ("filter_col", "As for the table listing."),
         ("filter_val", "As for the table listing."),
     ]),
+    op(
+        "get",
+        "/api/read-models",
+        "read models",
+        "The exportable read-model views with their columns (for analysts).",
+        Employee,
+    ),
+    op(
+        "get",
+        "/api/read-models/{view}/export",
+        "read models",
+        "A whole read-model view as CSV, XLSX or JSON, streamed.",
+        Employee,
+    )
+    .query(&[("format", "csv (default), xlsx or json.")]),
     // Mutation audit.
     op(
         "get",

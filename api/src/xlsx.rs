@@ -1,25 +1,21 @@
-//! XLSX exports of the `mirror` read model, laid out as the legacy's (legacy-system.md §6.4):
-//! the sheet named after the table (31 characters at most), a bold header row, every cell as the
+//! XLSX exports, laid out as the legacy's (legacy-system.md §6.4): the sheet named after the
+//! table or read model (31 characters at most), a bold header row, every cell as the
 //! legacy wrote it (integers and booleans typed, everything else as text: decimals stay exact),
 //! column widths from the header and the first 100 rows (plus 2, at most 50).
 //!
 //! An XLSX file is a zip that can only be finished once every row is in, so the workbook is
 //! built on a blocking thread in constant-memory mode (rows spill to a temporary file) while the
-//! async side feeds it keyset pages; the finished file is then streamed from disk. Memory stays a
+//! async side feeds it pages; the finished file is then streamed from disk. Memory stays a
 //! page of rows whatever the table's size.
 
 use axum::body::Body;
+use futures::StreamExt;
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use projections::mirror::{self, RowSelection};
-use projections::ReadModels;
-
 use crate::error::{ApiError, ApiResult};
-
-/// Rows fetched per round trip.
-const PAGE: i64 = 1_000;
+use crate::export::Pages;
 /// Rows that set the column widths.
 const WIDTH_SAMPLE: usize = 100;
 /// Excel's last row (1-based 1,048,576), the header included.
@@ -138,24 +134,20 @@ fn write_workbook(
     Ok(file)
 }
 
-/// The XLSX export of `selection` with `columns`, as a response body streamed from disk.
+/// The XLSX workbook of `pages` with `columns`, in a sheet named after `name`, as a response
+/// body streamed from disk.
 pub(crate) async fn export_body(
-    read_models: ReadModels,
-    selection: RowSelection,
+    name: &str,
     columns: Vec<String>,
+    mut pages: Pages,
 ) -> ApiResult<Body> {
-    let sheet_name: String = sanitized_sheet_name(selection.table);
+    let sheet_name: String = sanitized_sheet_name(name);
     let (sender, receiver) = mpsc::channel::<Vec<Value>>(2);
     let writer =
         tokio::task::spawn_blocking(move || write_workbook(&sheet_name, &columns, receiver));
-    let mut after: Option<Value> = None;
-    loop {
-        let rows = mirror::rows_after(read_models.pool(), &selection, after.as_ref(), PAGE).await?;
-        let finished = (rows.len() as i64) < PAGE;
-        after = rows.last().map(|(_, key)| key.clone()).or(after);
-        let page: Vec<Value> = rows.into_iter().map(|(row, _)| row).collect();
+    while let Some(page) = pages.next().await {
         // A send fails only when the writer stopped early; its error is reported below.
-        if sender.send(page).await.is_err() || finished {
+        if sender.send(page?).await.is_err() {
             break;
         }
     }

@@ -34,6 +34,12 @@ pub enum Error {
         event_type: String,
         reason: String,
     },
+    #[error("analyst role name {name:?} must be 1 to 63 characters of a-z, 0-9 and _, starting with a letter, and not start with pg_ or ccare")]
+    InvalidRoleName { name: String },
+    #[error("{name:?} is a role with more than read access (superuser, createrole, createdb or replication); choose another name")]
+    PrivilegedRole { name: String },
+    #[error("cannot manage roles: the database user needs CREATEROLE ({0})")]
+    RolePermission(String),
 }
 
 /// The crate's result type.

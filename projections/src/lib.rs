@@ -23,9 +23,11 @@
 //! they never emit commands and never touch the ACDB.
 #![forbid(unsafe_code)]
 
+pub mod analysts;
 pub mod analytics;
 pub mod customers;
 mod error;
+pub mod exports;
 pub mod history;
 mod log;
 pub mod mirror;

@@ -35,6 +35,12 @@ pub trait Projection: Send + Sync {
     /// Every table created here gets a view of the same name in `read_model`.
     async fn create_tables(&self, conn: &mut PgConnection, schema: &str) -> Result<()>;
 
+    /// Whether the read model holds secrets (password hashes, token ids): analysts get no
+    /// grant on its views and it is not exported.
+    fn private(&self) -> bool {
+        false
+    }
+
     /// Applies `events` (in position order, never empty) to the tables in `schema`.
     async fn apply(
         &self,

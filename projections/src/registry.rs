@@ -211,7 +211,14 @@ pub(crate) async fn insert_registry_row(conn: &mut PgConnection, name: &str) -> 
 /// table, named like it; views of tables the schema no longer has are dropped.
 ///
 /// Runs inside the caller's transaction, so readers see the old views or the new ones, never a mix.
-pub(crate) async fn point_views(conn: &mut PgConnection, name: &str, schema: &str) -> Result<()> {
+/// A new view loses the old one's grants, so the analysts' group gets its grant again here
+/// (unless the read model is private).
+pub(crate) async fn point_views(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    schema: &str,
+) -> Result<()> {
+    let name = projection.name();
     let tables = tables_of(&mut *conn, schema).await?;
     for table in &tables {
         let claimed: Option<String> = sqlx::query_scalar(
@@ -259,6 +266,9 @@ pub(crate) async fn point_views(conn: &mut PgConnection, name: &str, schema: &st
         .fetch_one(&mut *conn)
         .await?;
         sqlx::query(&comment).execute(&mut *conn).await?;
+        if !projection.private() {
+            crate::analysts::grant_view(&mut *conn, table).await?;
+        }
     }
     let stale: Vec<String> = sqlx::query_scalar(
         "delete from projection_views where projection = $1 and view_name <> all($2) returning view_name",

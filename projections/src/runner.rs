@@ -227,7 +227,7 @@ impl ProjectorRunner {
             None => {
                 let schema = registry::create_generation(&mut tx, projection, 1).await?;
                 registry::insert_registry_row(&mut tx, name).await?;
-                registry::point_views(&mut tx, name, &schema).await?;
+                registry::point_views(&mut tx, projection, &schema).await?;
                 tracing::info!(projection = name, schema, "read model created");
             }
             Some(row) => {
@@ -728,7 +728,7 @@ impl ProjectorRunner {
                 break (position, head);
             }
         };
-        registry::point_views(&mut tx, name, schema).await?;
+        registry::point_views(&mut tx, projection, schema).await?;
         sqlx::query(
             "update projection_registry set live_generation = $2, position = $3, status = 'live', \
              last_applied_at = now(), last_error = null, last_error_at = null, updated_at = now() where name = $1",

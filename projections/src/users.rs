@@ -34,6 +34,10 @@ impl Projection for UsersProjection {
         NAME
     }
 
+    fn private(&self) -> bool {
+        true
+    }
+
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
         Some(AGGREGATE_TYPES)
     }

@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod acdb;
+mod analysts;
 mod audit;
 mod bench;
 pub(crate) mod cdc;
@@ -41,6 +42,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } => bench::write(settings, customers, updates, clients).await,
         },
         Command::Users { command } => users::run(settings, command).await,
+        Command::Analysts { command } => analysts::run(settings, command).await,
         Command::Migrate => {
             let db = Database::open(&settings).await?;
             println!("migrations applied");

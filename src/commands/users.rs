@@ -175,7 +175,7 @@ async fn execute(
 
 /// A new password: one line from standard input when it is not a terminal (scripts), else typed
 /// twice at a prompt that does not echo.
-fn read_new_password(what: &str) -> anyhow::Result<String> {
+pub(crate) fn read_new_password(what: &str) -> anyhow::Result<String> {
     let password = if std::io::stdin().is_terminal() {
         let first =
             rpassword::prompt_password(format!("{what}: ")).context("reading the password")?;

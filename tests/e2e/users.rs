@@ -83,3 +83,43 @@ async fn an_operator_adds_an_employee_with_a_password_from_stdin_and_lists_them(
     );
     assert!(!list.contains("00124"), "{list}");
 }
+
+#[tokio::test]
+async fn an_operator_grants_an_analyst_read_access_and_a_bad_name_is_one_error_line() {
+    let db = testkit::pg::fresh_database().await;
+    let name = format!("analyst_{}", uuid::Uuid::new_v4().simple());
+
+    let granted = ccare_with_input(
+        &["analysts", "grant", &name],
+        &db.url,
+        "an analyst's password\n",
+    );
+    let listed = ccare_with_input(&["analysts", "list"], &db.url, "");
+    let bad = ccare_with_input(
+        &["analysts", "grant", "Robert'); drop"],
+        &db.url,
+        "an analyst's password\n",
+    );
+    let revoked = ccare_with_input(&["analysts", "revoke", &name], &db.url, "");
+    // Roles belong to the cluster: drop ours.
+    sqlx::query(&format!("drop owned by {name}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("drop role {name}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&granted.stdout).contains("created"));
+    assert!(String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l == name));
+    assert_one_error_line(&bad, &["analyst role name", "Robert"]);
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains("no longer an analyst"));
+}

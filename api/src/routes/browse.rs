@@ -9,12 +9,11 @@
 //! `sort` or `filter_col`, or a value that is not of the column's type, is a 422 naming the
 //! parameter (the legacy answered 500).
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,6 +25,7 @@ use projections::ReadModels;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::export::{self, ExportFormat, Pages};
 use crate::routes::mutations::int_param;
 use crate::AppState;
 
@@ -33,7 +33,7 @@ use crate::AppState;
 const CUSTOMER_TABLES: &[&str] = &["tblcustomer", "tblaccountnumbers"];
 
 /// Rows fetched per round trip while an export streams.
-const EXPORT_PAGE: i64 = 1_000;
+const EXPORT_PAGE: i64 = export::PAGE_ROWS as i64;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -329,39 +329,6 @@ pub(crate) struct ExportQuery {
     filter_val: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExportFormat {
-    Csv,
-    Xlsx,
-}
-
-/// A cell as the legacy export wrote it (Python's `str`): NULL empty, booleans `True`/`False`.
-fn cell_text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn csv_chunk(
-    header: Option<&[String]>,
-    columns: &[String],
-    rows: &[(Value, Value)],
-) -> Result<Bytes, csv::Error> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    if let Some(header) = header {
-        out.write_record(header)?;
-    }
-    for (row, _) in rows {
-        out.write_record(columns.iter().map(|c| cell_text(&row[c.as_str()])))?;
-    }
-    let bytes = out.into_inner().map_err(|e| e.into_error())?;
-    Ok(Bytes::from(bytes))
-}
-
 async fn export(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -370,16 +337,10 @@ async fn export(
 ) -> ApiResult<Response> {
     user.employee()?;
     let spec = captured(&table)?;
-    let format = match query.format.as_deref().map(str::trim) {
-        None | Some("" | "csv") => ExportFormat::Csv,
-        Some("xlsx") => ExportFormat::Xlsx,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "format",
-                format!("{other:?} is not csv or xlsx"),
-            ))
-        }
-    };
+    let format = ExportFormat::parse(
+        query.format.as_deref(),
+        &[ExportFormat::Csv, ExportFormat::Xlsx],
+    )?;
     let columns = mirror::columns(state.read_models.pool(), spec).await?;
     let selection = RowSelection {
         table: spec.table,
@@ -393,67 +354,41 @@ async fn export(
         search: non_blank(query.search.as_deref()).map(|s| s.trim().to_string()),
     };
     let names: Vec<String> = columns.into_iter().map(|c| c.name).collect();
-    let (body, content_type, extension) = match format {
-        ExportFormat::Csv => (
-            csv_body(state.read_models.clone(), selection, names),
-            "text/csv; charset=utf-8",
-            "csv",
-        ),
-        ExportFormat::Xlsx => (
-            crate::xlsx::export_body(state.read_models.clone(), selection, names).await?,
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-        ),
-    };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(disposition) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}.{extension}\"",
-        spec.table.replace(' ', "_")
-    )) {
-        headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    Ok(response)
+    export::respond(
+        spec.table,
+        format,
+        names,
+        mirror_pages(state.read_models.clone(), selection),
+    )
+    .await
 }
 
-/// Keyset pages of the selection, each as CSV, as they are read.
-fn csv_body(read_models: ReadModels, selection: RowSelection, names: Vec<String>) -> Body {
-    // (last key sent, first page, done)
-    let pages = futures::stream::unfold(
-        (None::<Value>, true, false),
-        move |(after, first, done)| {
-            let read_models = read_models.clone();
-            let selection = selection.clone();
-            let names = names.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                let rows = match mirror::rows_after(
-                    read_models.pool(),
-                    &selection,
-                    after.as_ref(),
-                    EXPORT_PAGE,
-                )
-                .await
-                {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::error!(error = %e, table = selection.table, "an export stopped: the read model failed");
-                        return Some((
-                            Err(std::io::Error::other(e.to_string())),
-                            (after, false, true),
-                        ));
-                    }
-                };
-                let finished = (rows.len() as i64) < EXPORT_PAGE;
-                let last = rows.last().map(|(_, key)| key.clone()).or(after);
-                let header = first.then_some(names.as_slice());
-                let chunk = csv_chunk(header, &names, &rows).map_err(std::io::Error::other);
-                Some((chunk, (last, false, finished)))
+/// Keyset pages of the selection, as they are read.
+fn mirror_pages(read_models: ReadModels, selection: RowSelection) -> Pages {
+    // (last key sent, done)
+    futures::stream::unfold((None::<Value>, false), move |(after, done)| {
+        let read_models = read_models.clone();
+        let selection = selection.clone();
+        async move {
+            if done {
+                return None;
             }
-        },
-    );
-    Body::from_stream(pages)
+            let rows = match mirror::rows_after(
+                read_models.pool(),
+                &selection,
+                after.as_ref(),
+                EXPORT_PAGE,
+            )
+            .await
+            {
+                Ok(rows) => rows,
+                Err(e) => return Some((Err(e.into()), (after, true))),
+            };
+            let finished = (rows.len() as i64) < EXPORT_PAGE;
+            let last = rows.last().map(|(_, key)| key.clone()).or(after);
+            let page = rows.into_iter().map(|(row, _)| row).collect();
+            Some((Ok(page), (last, finished)))
+        }
+    })
+    .boxed()
 }

@@ -8,6 +8,7 @@ pub(crate) mod customers;
 pub(crate) mod dashboard;
 pub(crate) mod mutations;
 pub(crate) mod om_report;
+pub(crate) mod read_models;
 pub(crate) mod tables;
 pub(crate) mod tariff;
 

@@ -9,6 +9,7 @@ mod browse;
 mod customers;
 mod dashboards;
 mod openapi;
+mod read_models;
 mod reports;
 mod support;
 mod tariffs;

@@ -2,6 +2,7 @@
 // Tests hold their transactions to the end: none is ever cancelled during BEGIN (clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod analysts;
 mod customers;
 mod runner;
 mod support;
