@@ -36,6 +36,8 @@ pub enum Error {
     Store(String),
     #[error("change capture: {0}")]
     Cdc(String),
+    #[error("NATS: {0}")]
+    Nats(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

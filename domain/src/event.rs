@@ -21,8 +21,8 @@ pub struct NewEvent {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// An event as stored in the global log.
-#[derive(Debug, Clone, PartialEq)]
+/// An event as stored in the global log (and, as JSON, as the NATS distribution carries it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredEvent {
     /// Global position: gap-free, increasing in commit order.
     pub position: i64,

@@ -28,6 +28,8 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use domain::event::StoredEvent;
+
 use crate::error::{Error, Result};
 use crate::log::{self, BatchLimits};
 use crate::projection::Projection;
@@ -329,6 +331,69 @@ impl ProjectorRunner {
         registry::advance_live(&mut tx, name, batch.checkpoint).await?;
         tx.commit().await?;
         Ok((batch.events.len() as u64, batch.caught_up()))
+    }
+
+    /// Applies events delivered from outside PostgreSQL (the NATS feed of a projector running in
+    /// its own process) to every projection's live generation. Per projection, in one transaction
+    /// with its checkpoint: events at or below the checkpoint are skipped (a redelivery), the
+    /// following ones are applied as long as their positions run on without a gap (positions
+    /// are gap-free), and the checkpoint moves to the last of them. Returns the position up to
+    /// which every projection has now applied the log: deliveries at or below it may be
+    /// acknowledged, the others must come again.
+    pub async fn apply_delivered(&self, events: &[StoredEvent]) -> Result<i64> {
+        self.check_names()?;
+        let mut ordered: Vec<&StoredEvent> = events.iter().collect();
+        ordered.sort_by_key(|e| e.position);
+        ordered.dedup_by_key(|e| e.position);
+        let mut applied_through = i64::MAX;
+        for projection in &self.projections {
+            let through = self
+                .apply_delivered_one(projection.as_ref(), &ordered)
+                .await?;
+            applied_through = applied_through.min(through);
+        }
+        Ok(if applied_through == i64::MAX {
+            0
+        } else {
+            applied_through
+        })
+    }
+
+    async fn apply_delivered_one(
+        &self,
+        projection: &dyn Projection,
+        ordered: &[&StoredEvent],
+    ) -> Result<i64> {
+        let name = projection.name();
+        let mut tx = crate::pg::begin(&self.pool).await?;
+        registry::lock_projection(&mut tx, name).await?;
+        let (generation, checkpoint) = registry::live_checkpoint(&mut tx, name).await?;
+        let mut through = checkpoint;
+        let mut mine = Vec::new();
+        for event in ordered {
+            if event.position <= through {
+                continue;
+            }
+            if event.position != through + 1 {
+                break;
+            }
+            through = event.position;
+            let wanted = projection
+                .aggregate_types()
+                .is_none_or(|types| types.contains(&event.aggregate_type.as_str()));
+            if wanted {
+                mine.push((*event).clone());
+            }
+        }
+        if through > checkpoint {
+            if !mine.is_empty() {
+                let schema = registry::generation_schema(name, generation);
+                projection.apply(&mut tx, &schema, &mine).await?;
+            }
+            registry::advance_live(&mut tx, name, through).await?;
+        }
+        tx.commit().await?;
+        Ok(through)
     }
 
     /// Follows the log until `shutdown` completes: catches up, then applies new events as they
