@@ -110,6 +110,8 @@ pub enum Role {
     Cdc,
     Projector,
     Bridge,
+    /// Publishes the event log to NATS JetStream (needs NATS_URL).
+    Relay,
 }
 
 #[derive(Debug, Args)]

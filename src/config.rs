@@ -37,6 +37,9 @@ pub struct Settings {
     pub acdb: Option<AcdbLocation>,
     /// `NATS_URL`: optional; without it events flow in-process.
     pub nats_url: Option<String>,
+    /// `CCARE_NATS_STREAM`: the JetStream stream (and first subject token) of the log (default
+    /// `CCARE_EVENTS`).
+    pub nats_stream: String,
     /// `CCARE_DATA_DIR`: the private cluster, the demo's ACDB and other local state (default `.ccare`).
     pub data_dir: PathBuf,
     /// `CCARE_LISTEN`: the HTTP address (default 127.0.0.1:8080).
@@ -155,6 +158,17 @@ impl Settings {
             })
             .transpose()?;
 
+        let nats_stream =
+            get("CCARE_NATS_STREAM").unwrap_or_else(|| adapters::nats::DEFAULT_STREAM.into());
+        if !adapters::nats::NatsConfig::valid_stream_name(&nats_stream) {
+            return Err(ConfigError {
+                var: "CCARE_NATS_STREAM",
+                problem: format!(
+                    "={nats_stream:?} is not a stream name (letters, digits, - and _, at most 64)"
+                ),
+            });
+        }
+
         let data_dir = PathBuf::from(get("CCARE_DATA_DIR").unwrap_or_else(|| ".ccare".into()));
 
         let listen_raw = get("CCARE_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
@@ -266,6 +280,7 @@ impl Settings {
             database_url,
             acdb,
             nats_url,
+            nats_stream,
             data_dir,
             listen,
             cdc_poll_interval,

@@ -1,7 +1,7 @@
 //! Distribution of the global log over NATS JetStream (used when `NATS_URL` is set).
 //!
 //! - [`OutboxRelay`] publishes every event of `event_log`, in position order, to one stream: the
-//!   subject is `{prefix}.{aggregate type}`, the payload the [`StoredEvent`] as JSON, and
+//!   subject is `{stream}.{aggregate type}` (e.g. `CCARE_EVENTS.Customer`), the payload the [`StoredEvent`] as JSON, and
 //!   `Nats-Msg-Id` the event id, so JetStream drops a repeat within its duplicate window. The
 //!   event log is the outbox: nothing else needs writing when an event is appended.
 //! - [`EventFeed`] reads the stream through a durable pull consumer, for a projector running in
@@ -30,6 +30,12 @@ use crate::store::EventStore;
 /// The header carrying the global position of the event a message holds.
 pub const POSITION_HEADER: &str = "Ccare-Position";
 
+/// The stream's name unless `CCARE_NATS_STREAM` says otherwise.
+pub const DEFAULT_STREAM: &str = "CCARE_EVENTS";
+
+/// The durable consumer of the projector role.
+pub const PROJECTOR_CONSUMER: &str = "ccare-projector";
+
 /// The PostgreSQL channel the event store notifies on after an append.
 const EVENT_LOG_CHANNEL: &str = "ccare_event_log";
 
@@ -38,10 +44,8 @@ const EVENT_LOG_CHANNEL: &str = "ccare_event_log";
 pub struct NatsConfig {
     /// The server, e.g. `nats://127.0.0.1:4222`.
     pub url: String,
-    /// The JetStream stream's name.
+    /// The JetStream stream's name, also the first token of its subjects.
     pub stream: String,
-    /// The first token(s) of every subject (`{prefix}.{aggregate type}`).
-    pub subject_prefix: String,
     /// Events read from the log and published per round.
     pub batch: i64,
     /// How long the relay waits for news when the log gives none.
@@ -55,8 +59,7 @@ impl NatsConfig {
     pub fn new(url: impl Into<String>) -> Self {
         NatsConfig {
             url: url.into(),
-            stream: "CCARE_EVENTS".into(),
-            subject_prefix: "ccare.events".into(),
+            stream: DEFAULT_STREAM.into(),
             batch: 1_000,
             poll_interval: Duration::from_secs(1),
             ack_wait: Duration::from_secs(30),
@@ -75,7 +78,16 @@ impl NatsConfig {
                 }
             })
             .collect();
-        format!("{}.{token}", self.subject_prefix)
+        format!("{}.{token}", self.stream)
+    }
+
+    /// Whether `name` can name a stream (and so start its subjects): letters, digits, `-`, `_`.
+    pub fn valid_stream_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     }
 }
 
@@ -95,7 +107,7 @@ async fn connect(config: &NatsConfig) -> Result<jetstream::Context> {
 async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<stream::Stream> {
     js.get_or_create_stream(stream::Config {
         name: config.stream.clone(),
-        subjects: vec![format!("{}.>", config.subject_prefix)],
+        subjects: vec![format!("{}.>", config.stream)],
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
@@ -428,7 +440,10 @@ mod tests {
     #[test]
     fn subjects_are_the_prefix_and_a_safe_aggregate_type_token() {
         let config = NatsConfig::new("nats://127.0.0.1:4222");
-        assert_eq!(config.subject("Customer"), "ccare.events.Customer");
-        assert_eq!(config.subject("a.b c>*"), "ccare.events.a_b_c__");
+        assert_eq!(config.subject("Customer"), "CCARE_EVENTS.Customer");
+        assert_eq!(config.subject("a.b c>*"), "CCARE_EVENTS.a_b_c__");
+        assert!(NatsConfig::valid_stream_name("T_1-x"));
+        assert!(!NatsConfig::valid_stream_name("a.b"));
+        assert!(!NatsConfig::valid_stream_name(""));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use adapters::acdb::generate::{generate, GenerateOptions};
 use adapters::commands::{TariffSchedules, UserAccounts};
+use adapters::nats::{ConsumeOptions, EventFeed, NatsConfig, OutboxRelay, PROJECTOR_CONSUMER};
 use adapters::store::EventStore;
 use adapters::writer::WriteQueue;
 use anyhow::Context;
@@ -165,6 +166,9 @@ fn resolve_roles(settings: &Settings, asked: &[Role]) -> anyhow::Result<BTreeSet
         } else {
             tracing::warn!("cdc role not started: neither ACDB_DSN nor ACDB_FILE is set");
         }
+        if settings.nats_url.is_some() {
+            roles.insert(Role::Relay);
+        }
         if bridge::is_configured() {
             roles.insert(Role::Bridge);
         } else {
@@ -175,6 +179,9 @@ fn resolve_roles(settings: &Settings, asked: &[Role]) -> anyhow::Result<BTreeSet
     let roles: BTreeSet<Role> = asked.iter().copied().collect();
     if roles.contains(&Role::Cdc) {
         settings.require_acdb()?;
+    }
+    if roles.contains(&Role::Relay) && settings.nats_url.is_none() {
+        anyhow::bail!("configuration error: NATS_URL is required by the relay role");
     }
     if roles.contains(&Role::Bridge) && !bridge::is_configured() {
         anyhow::bail!(
@@ -190,11 +197,10 @@ async fn run_roles(
     roles: &BTreeSet<Role>,
     after_start: Option<&(dyn Fn(&Settings) + Sync)>,
 ) -> anyhow::Result<()> {
-    if settings.nats_url.is_some() {
-        tracing::warn!(
-            "NATS_URL is set, but NATS distribution is not built yet: events flow in-process"
-        );
-    }
+    let nats = settings.nats_url.as_ref().map(|url| NatsConfig {
+        stream: settings.nats_stream.clone(),
+        ..NatsConfig::new(url.clone())
+    });
     let stop = CancellationToken::new();
     let mut tasks: JoinSet<(Role, anyhow::Result<()>)> = JoinSet::new();
 
@@ -227,19 +233,58 @@ async fn run_roles(
             )
         });
     }
+    if roles.contains(&Role::Relay) {
+        let config = nats.clone().context("the relay role needs NATS_URL")?;
+        let relay = OutboxRelay::connect(db.pool.clone(), config).await?;
+        let token = stop.clone();
+        tasks.spawn(async move {
+            (
+                Role::Relay,
+                relay.run(token.cancelled_owned()).await.map_err(Into::into),
+            )
+        });
+    }
     if roles.contains(&Role::Projector) {
         let runner = Arc::new(ProjectorRunner::new(db.pool.clone(), projections::all()));
         runner.ensure_ready().await?;
         let token = stop.clone();
-        tasks.spawn(async move {
-            (
-                Role::Projector,
-                runner
-                    .run(token.cancelled_owned())
-                    .await
-                    .map_err(Into::into),
-            )
-        });
+        match nats.clone() {
+            // Events come from the stream, not from PostgreSQL.
+            Some(config) => {
+                let stream = config.stream.clone();
+                let feed = EventFeed::connect(config, PROJECTOR_CONSUMER).await?;
+                tracing::info!(
+                    stream,
+                    consumer = PROJECTOR_CONSUMER,
+                    "projector reads events from NATS"
+                );
+                tasks.spawn(async move {
+                    let apply = move |events: Vec<domain::event::StoredEvent>| {
+                        let runner = runner.clone();
+                        async move { runner.apply_delivered(&events).await }
+                    };
+                    let consumed = adapters::nats::consume(
+                        &feed,
+                        apply,
+                        ConsumeOptions::default(),
+                        token.cancelled_owned(),
+                    )
+                    .await;
+                    (Role::Projector, consumed.map_err(Into::into))
+                });
+            }
+            None => {
+                tasks.spawn(async move {
+                    (
+                        Role::Projector,
+                        runner
+                            .run(token.cancelled_owned())
+                            .await
+                            .map_err(Into::into),
+                    )
+                });
+            }
+        }
     }
     if roles.contains(&Role::Api) {
         let tokens =

@@ -3,4 +3,5 @@
 mod architecture;
 mod errors;
 mod helpers;
+mod nats;
 mod users;

@@ -13,7 +13,6 @@ use testkit::nats::TestNats;
 fn config(nats: &TestNats) -> NatsConfig {
     NatsConfig {
         stream: nats.stream.clone(),
-        subject_prefix: nats.subject_prefix.clone(),
         batch: 200,
         poll_interval: Duration::from_millis(100),
         ..NatsConfig::new(nats.url.clone())
@@ -76,7 +75,7 @@ async fn assert_stream_is_the_log(nats: &TestNats, store: &EventStore) {
         assert_eq!(*sequence, i as u64 + 1);
         assert_eq!(*position, stored.position);
         assert_eq!(msg_id, &stored.event_id.to_string());
-        assert_eq!(subject, &format!("{}.Customer", nats.subject_prefix));
+        assert_eq!(subject, &format!("{}.Customer", nats.stream));
         assert_eq!(event, stored, "the message carries the stored event");
     }
 }
@@ -156,7 +155,7 @@ async fn a_republished_event_is_dropped_by_the_stream_for_its_event_id() {
     headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
     let ack = js
         .publish_with_headers(
-            format!("{}.Customer", nats.subject_prefix),
+            format!("{}.Customer", nats.stream),
             headers,
             serde_json::to_vec(event).unwrap().into(),
         )

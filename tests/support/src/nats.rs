@@ -12,9 +12,8 @@ use tempfile::TempDir;
 pub struct TestNats {
     /// The server's URL.
     pub url: String,
-    /// A stream name, subject prefix and consumer name no other test uses.
+    /// A stream name (and so subjects) and a consumer name no other test uses.
     pub stream: String,
-    pub subject_prefix: String,
     pub durable: String,
     server: Option<(Child, TempDir)>,
 }
@@ -83,7 +82,6 @@ pub fn start() -> TestNats {
     let names = |url: String, server| TestNats {
         url,
         stream: format!("T_{id}"),
-        subject_prefix: format!("t{id}.events"),
         durable: format!("projector_{id}"),
         server,
     };
