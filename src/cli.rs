@@ -210,4 +210,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         clients: u32,
     },
+    /// The read side: analytics latency under concurrent clients against the legacy ODBC
+    /// computation, rebuild events/s against a raw log read, and ACDB change -> API latency.
+    Read {
+        #[arg(long, default_value_t = 1338)]
+        customers: u32,
+        #[arg(long, default_value_t = 4)]
+        years: u32,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 64)]
+        clients: u32,
+        /// Requests per client and endpoint.
+        #[arg(long, default_value_t = 20)]
+        requests: u32,
+        /// ACDB changes timed until the API shows them.
+        #[arg(long, default_value_t = 30)]
+        changes: u32,
+        /// Measure only the endpoint latency (for large ACDBs).
+        #[arg(long)]
+        latency_only: bool,
+    },
 }

@@ -40,6 +40,24 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 updates,
                 clients,
             } => bench::write(settings, customers, updates, clients).await,
+            BenchCommand::Read {
+                customers,
+                years,
+                clients,
+                requests,
+                changes,
+                latency_only,
+            } => {
+                let bench = bench::ReadBench {
+                    customers,
+                    years,
+                    clients,
+                    requests,
+                    changes,
+                    latency_only,
+                };
+                bench::read(settings, bench).await
+            }
         },
         Command::Users { command } => users::run(settings, command).await,
         Command::Analysts { command } => analysts::run(settings, command).await,

@@ -3,6 +3,7 @@
 //! scratch directory, never on the configured databases.
 
 mod import;
+mod read;
 mod write;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 pub use import::import;
+pub use read::{read, ReadBench};
 pub use write::write;
 
 /// Generates an ACDB at `file` in a child process (so the benchmark's own peak memory is its
