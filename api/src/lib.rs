@@ -4,6 +4,7 @@
 //! commands through the ports of `domain::command`, which the binary wires to the adapters.
 #![forbid(unsafe_code)]
 
+mod answers;
 pub mod auth;
 mod body;
 mod error;
@@ -54,6 +55,7 @@ pub struct AppState {
     pub chain: Arc<dyn ChainVerifier>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<LoginLimiter>,
+    answers: Arc<answers::AnswerCache>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             chain: ports.chain,
             tokens: Arc::new(tokens),
             limiter: Arc::new(LoginLimiter::new()),
+            answers: Arc::default(),
         }
     }
 
@@ -174,7 +177,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tariff::routes())
         .merge(routes::audit::routes())
         .merge(routes::customers::routes())
-        .merge(routes::om_report::routes())
+        .merge(
+            routes::om_report::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                answers::cached,
+            )),
+        )
         .merge(routes::dashboard::routes())
         .merge(routes::read_models::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

@@ -28,14 +28,29 @@ pub const READ_MODEL_CHANNEL: &str = "ccare_read_model";
 pub struct ReadModels {
     pool: PgPool,
     progress: Arc<Progress>,
+    /// Answers of [`user_for_token`](Self::user_for_token), valid while `users` stays at the
+    /// checkpoint they were read at: every request checks its token, and this keeps that off
+    /// the database.
+    tokens: Arc<Mutex<HashMap<(String, String), TokenLookup>>>,
 }
+
+/// How stale [`ReadModels::position`] may be when notifications are lost (a reconnect).
+const POSITION_REFRESH: Duration = Duration::from_secs(1);
+
+/// The most `(user, token)` lookups kept; past it the cache starts again.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 /// The latest checkpoint announced per read model, fed by one listener per process.
 #[derive(Debug, Default)]
 struct Progress {
     positions: Mutex<HashMap<String, watch::Sender<i64>>>,
     listening: std::sync::OnceLock<()>,
+    /// When the positions were last read from the registry.
+    refreshed_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// A `user_for_token` answer and the `users` checkpoint it was read at.
+type TokenLookup = (i64, Option<(User, bool)>);
 
 impl Progress {
     fn subscribe(&self, projection: &str) -> watch::Receiver<i64> {
@@ -47,14 +62,45 @@ impl Progress {
     }
 
     fn announce(&self, projection: &str, position: i64) {
-        let positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = positions.get(projection) {
-            sender.send_if_modified(|seen| {
+        let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        positions
+            .entry(projection.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .send_if_modified(|seen| {
                 let moved = position > *seen;
                 *seen = (*seen).max(position);
                 moved
             });
+    }
+
+    fn announced(&self, projection: &str) -> i64 {
+        let positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        positions
+            .get(projection)
+            .map_or(0, |sender| *sender.borrow())
+    }
+
+    /// Reads every checkpoint from the registry when the last read is older than
+    /// [`POSITION_REFRESH`] (one caller does it; the others go on with what is announced).
+    async fn refresh_if_due(&self, pool: &PgPool) -> Result<()> {
+        let due = {
+            let mut refreshed = self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner());
+            let due = refreshed.is_none_or(|at| at.elapsed() >= POSITION_REFRESH);
+            if due {
+                *refreshed = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("select name, position from projection_registry")
+                    .fetch_all(pool)
+                    .await?;
+            for (name, position) in rows {
+                self.announce(&name, position);
+            }
         }
+        Ok(())
     }
 
     /// Announces every notification until the connection fails.
@@ -106,6 +152,7 @@ impl ReadModels {
         ReadModels {
             pool,
             progress: Arc::new(Progress::default()),
+            tokens: Arc::default(),
         }
     }
 
@@ -166,9 +213,39 @@ impl ReadModels {
         users::user_by_key(&self.pool, key).await
     }
 
-    /// See [`users::user_for_token`].
+    /// The checkpoint of read model `projection` as this process knows it: announced by the
+    /// runner's notifications, and read from the registry at least every second (so at most
+    /// that stale when a notification is lost). A command's answer that waited for a position
+    /// ([`wait_until_applied`](Self::wait_until_applied)) is always reflected here. Answers
+    /// cached under a position are current while it stays.
+    pub async fn position(&self, projection: &str) -> Result<i64> {
+        self.progress.listen(&self.pool);
+        self.progress.refresh_if_due(&self.pool).await?;
+        Ok(self.progress.announced(projection))
+    }
+
+    /// See [`users::user_for_token`]; answered from memory while the `users` read model has not
+    /// moved since the same question was last asked.
     pub async fn user_for_token(&self, key: &str, token_id: &str) -> Result<Option<(User, bool)>> {
-        users::user_for_token(&self.pool, key, token_id).await
+        let position = self.position(users::NAME).await?;
+        let cache_key = (key.to_string(), token_id.to_string());
+        {
+            let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, answer)) = tokens.get(&cache_key) {
+                if *at == position {
+                    return Ok(answer.clone());
+                }
+            }
+        }
+        // Read after the position: the answer is at least as new as the position it is kept
+        // under, so it is never newer than what invalidates it.
+        let answer = users::user_for_token(&self.pool, key, token_id).await?;
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= TOKEN_CACHE_ENTRIES {
+            tokens.clear();
+        }
+        tokens.insert(cache_key, (position, answer.clone()));
+        Ok(answer)
     }
 
     /// See [`users::employees`].
@@ -276,7 +353,9 @@ impl ReadModels {
                         .bind(projection)
                         .fetch_optional(&self.pool)
                         .await?;
-                if applied.is_some_and(|applied| applied >= position) {
+                if let Some(applied) = applied.filter(|applied| *applied >= position) {
+                    // Whoever acts on this answer next must see the position it promises.
+                    self.progress.announce(projection, applied);
                     return Ok(());
                 }
             } else {

@@ -109,3 +109,16 @@ async fn an_employee_opens_the_customer_data_by_account_or_customer_id() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(as_customer.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_customer_gets_no_analytics_answer_even_once_one_is_cached() {
+    let app = TestApp::start_with(fixture).await;
+    let employee = app.employee("00301", Role::Generic).await;
+    let customer = app.customer_token(ACCOUNT).await;
+
+    let cached = app.get("/api/om-report/arpu", Some(&employee)).await;
+    let refused = app.get("/api/om-report/arpu", Some(&customer)).await;
+
+    assert_eq!(cached.status, StatusCode::OK);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+}

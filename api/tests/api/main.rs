@@ -10,6 +10,7 @@ mod customers;
 mod dashboards;
 mod openapi;
 mod read_models;
+mod rebuilds;
 mod reports;
 mod support;
 mod tariffs;

@@ -475,3 +475,39 @@ async fn a_rebuilt_analytics_read_model_gives_the_same_figures_as_the_incrementa
         assert_eq!(&report(&app, &token, path).await, before, "{path}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_is_computed_once_per_state_of_the_read_models_and_fresh_after_a_change() {
+    let (app, token) = fixture_app().await;
+    let before = report(&app, &token, "/api/om-report/arpu").await;
+    assert_eq!(before["arpu"][0]["total_revenue"], json!(180.5));
+
+    // Behind the projector's back the table changes but no checkpoint moves: the cached
+    // answer stands (it is not computed again per request).
+    sqlx::query("update read_model.period_totals set amount = amount + 1000")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let cached = report(&app, &token, "/api/om-report/arpu").await;
+    assert_eq!(cached, before);
+
+    // A change in Access moves the checkpoint: the answer is computed again.
+    app.acdb.execute(
+        "UPDATE [tblaccounthistory1] SET [transaction amount] = 120.00 WHERE [ID] = 1",
+        &[],
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = report(&app, &token, "/api/om-report/arpu").await;
+        if now != before {
+            // Computed from the table as it now stands (the tampering included).
+            assert_ne!(now["arpu"][0]["total_revenue"], json!(180.5), "{now}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still the old answer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
