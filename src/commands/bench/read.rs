@@ -150,13 +150,14 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
     let load_before = load_average();
     let mut slowest_p50: f64 = 0.0;
     for endpoint in ENDPOINTS {
-        let latencies = hammer(&client, address, &token, endpoint, bench).await?;
+        let (latencies, size) = hammer(&client, address, &token, endpoint, bench).await?;
         let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
         slowest_p50 = slowest_p50.max(p50);
         println!(
-            "    {endpoint:<32} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   ({} requests, {} clients)",
+            "    {endpoint:<32} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   ({} requests, {} clients, {} KiB)",
             latencies.len(),
-            bench.clients
+            bench.clients,
+            size / 1024
         );
     }
     let speedup = legacy_seconds * 1000.0 / slowest_p50;
@@ -309,6 +310,26 @@ async fn get(
     Ok((status, serde_json::from_slice(&body)?))
 }
 
+/// The body of `GET path`, as bytes (a client that parsed every answer would measure its own
+/// JSON parsing on the same two cores as the server).
+async fn fetch(
+    client: &HttpClient,
+    address: std::net::SocketAddr,
+    token: &str,
+    path: &str,
+) -> anyhow::Result<Bytes> {
+    let response = client
+        .request(
+            hyper::Request::get(format!("http://{address}{path}"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::new()))?,
+        )
+        .await?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "GET {path}: {status}");
+    Ok(response.into_body().collect().await?.to_bytes())
+}
+
 /// `bench.clients` clients each GET `path` `bench.requests` times; every latency, sorted.
 async fn hammer(
     client: &HttpClient,
@@ -316,9 +337,9 @@ async fn hammer(
     token: &str,
     path: &'static str,
     bench: ReadBench,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<(Vec<Duration>, usize)> {
     // One request first, so no client measures a cold cache.
-    get(client, address, token, path).await?;
+    let size = fetch(client, address, token, path).await?.len();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..bench.clients {
         let (client, token) = (client.clone(), token.to_string());
@@ -326,7 +347,7 @@ async fn hammer(
             let mut latencies = Vec::with_capacity(bench.requests as usize);
             for _ in 0..bench.requests {
                 let sent = Instant::now();
-                get(&client, address, &token, path).await?;
+                fetch(&client, address, &token, path).await?;
                 latencies.push(sent.elapsed());
             }
             anyhow::Ok(latencies)
@@ -337,7 +358,7 @@ async fn hammer(
         latencies.extend(done??);
     }
     latencies.sort();
-    Ok(latencies)
+    Ok((latencies, size))
 }
 
 /// Per quarter: revenue and customers, as the legacy computes them (legacy-system.md §3.1).
