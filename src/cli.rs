@@ -190,6 +190,17 @@ pub struct GenerateArgs {
     pub seed: u64,
 }
 
+/// The parts of `ccare bench read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadPart {
+    /// (a) endpoint latency under concurrent clients against the legacy ODBC computation.
+    Latency,
+    /// (b) analytics rebuild against a raw read of the log.
+    Rebuild,
+    /// (c) ACDB change until the API shows it.
+    Change,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Generate an ACDB, import it, and compare rows/s with a raw COPY of the same rows.
@@ -226,8 +237,8 @@ pub enum BenchCommand {
         /// ACDB changes timed until the API shows them.
         #[arg(long, default_value_t = 30)]
         changes: u32,
-        /// Measure only the endpoint latency (for large ACDBs).
-        #[arg(long)]
-        latency_only: bool,
+        /// What to measure (default all): latency, rebuild, change.
+        #[arg(long, value_delimiter = ',', default_value = "latency,rebuild,change")]
+        parts: Vec<ReadPart>,
     },
 }

@@ -93,9 +93,8 @@ impl Projection for AnalyticsProjection {
             format!("comment on table {transactions} is 'ccare: one row per account-ledger row (tblaccounthistory1, tblaccounthistoryOriginal = source); dates are ACDB local time (Africa/Maseru); amount/kwh NULL counted as 0'"),
             format!("comment on column {transactions}.date_state is 'dated, missing (NULL or blank) or unparseable'"),
             format!("comment on column {transactions}.account is 'accountnumber trimmed; compared case-sensitively, as the legacy figures did'"),
+            // apply recomputes an account's first periods from its rows: needed while filling.
             format!("create index on {transactions} (source, account)"),
-            format!("create index on {transactions} (source, upper(account))"),
-            format!("create index on {transactions} (source, quarter)"),
             format!(
                 "create table {totals} (
                     source      text not null,
@@ -121,8 +120,6 @@ impl Projection for AnalyticsProjection {
                 )"
             ),
             format!("comment on table {first} is 'ccare: per account its first dated quarter and month (the ARPU customer base: every account seen up to a period)'"),
-            format!("create index on {first} (source, first_quarter)"),
-            format!("create index on {first} (source, first_month)"),
             format!(
                 "create table {days} (
                     source  text not null,
@@ -145,6 +142,20 @@ impl Projection for AnalyticsProjection {
             format!("comment on table {hours} is 'ccare: per meter, community (upper-cased; empty if none) and hour of day, the sum and number of non-null tblmeterdata1 power readings (kW)'"),
         ];
         for statement in statements {
+            sqlx::query(&statement).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_indexes(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
+        let transactions = qualified(schema, "transactions");
+        let first = qualified(schema, "account_first");
+        for statement in [
+            format!("create index on {transactions} (source, upper(account))"),
+            format!("create index on {transactions} (source, quarter)"),
+            format!("create index on {first} (source, first_quarter)"),
+            format!("create index on {first} (source, first_month)"),
+        ] {
             sqlx::query(&statement).execute(&mut *conn).await?;
         }
         Ok(())

@@ -35,6 +35,13 @@ pub trait Projection: Send + Sync {
     /// Every table created here gets a view of the same name in `read_model`.
     async fn create_tables(&self, conn: &mut PgConnection, schema: &str) -> Result<()>;
 
+    /// Creates the secondary indexes of the tables in `schema` (those no `apply` needs, e.g. for
+    /// the API's queries). Separate from [`create_tables`](Self::create_tables) so a rebuild can
+    /// build them once after filling the tables, instead of updating them row by row.
+    async fn create_indexes(&self, _conn: &mut PgConnection, _schema: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether the read model holds secrets (password hashes, token ids): analysts get no
     /// grant on its views and it is not exported.
     fn private(&self) -> bool {

@@ -174,10 +174,18 @@ pub(crate) async fn schema_exists(conn: &mut PgConnection, schema: &str) -> Resu
 
 /// Creates generation `generation` of `projection`: an empty schema, then the projection's tables.
 /// A schema of that name left behind by an earlier failure is dropped first.
+/// Whether a new generation gets its secondary indexes at once or after it is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Indexes {
+    Now,
+    AfterFilling,
+}
+
 pub(crate) async fn create_generation(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     generation: i32,
+    indexes: Indexes,
 ) -> Result<String> {
     let schema = generation_schema(projection.name(), generation);
     drop_schema(&mut *conn, &schema).await?;
@@ -185,6 +193,9 @@ pub(crate) async fn create_generation(
         .execute(&mut *conn)
         .await?;
     projection.create_tables(&mut *conn, &schema).await?;
+    if indexes == Indexes::Now {
+        projection.create_indexes(&mut *conn, &schema).await?;
+    }
     Ok(schema)
 }
 

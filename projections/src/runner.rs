@@ -49,6 +49,9 @@ pub struct RunnerOptions {
     pub batch_events: i64,
     /// The widest range of log positions one transaction scans for a projection's events.
     pub batch_positions: i64,
+    /// The most events applied in one transaction of a rebuild (bigger than a follower's: a
+    /// rebuild has the whole log to go through, and nobody waits for its single events).
+    pub rebuild_batch_events: i64,
     /// How often a following runner looks at the log even without a notification.
     pub poll_interval: Duration,
     /// How long a rebuild's swap waits for locks held by readers before trying again.
@@ -62,6 +65,7 @@ impl Default for RunnerOptions {
         RunnerOptions {
             batch_events: 2_000,
             batch_positions: 50_000,
+            rebuild_batch_events: 20_000,
             poll_interval: Duration::from_secs(3),
             swap_lock_timeout: Duration::from_secs(5),
             swap_attempts: 10,
@@ -74,6 +78,14 @@ impl RunnerOptions {
         BatchLimits {
             events: self.batch_events.max(1),
             positions: self.batch_positions.max(1),
+        }
+    }
+
+    fn rebuild_limits(&self) -> BatchLimits {
+        let events = self.rebuild_batch_events.max(1);
+        BatchLimits {
+            events,
+            positions: self.batch_positions.max(events.saturating_mul(10)),
         }
     }
 }
@@ -227,7 +239,9 @@ impl ProjectorRunner {
         registry::lock_projection(&mut tx, name).await?;
         match registry::registry_row_of(&mut tx, name).await? {
             None => {
-                let schema = registry::create_generation(&mut tx, projection, 1).await?;
+                let schema =
+                    registry::create_generation(&mut tx, projection, 1, registry::Indexes::Now)
+                        .await?;
                 registry::insert_registry_row(&mut tx, name).await?;
                 registry::point_views(&mut tx, projection, &schema).await?;
                 tracing::info!(projection = name, schema, "read model created");
@@ -512,6 +526,7 @@ impl ProjectorRunner {
                 .await?;
             for projection in &self.projections {
                 projection.create_tables(&mut tx, schema).await?;
+                projection.create_indexes(&mut tx, schema).await?;
             }
             tx.commit().await?;
         }
@@ -635,7 +650,13 @@ impl ProjectorRunner {
             );
         }
         let generation = row.live_generation + 1;
-        let schema = registry::create_generation(&mut tx, projection, generation).await?;
+        let schema = registry::create_generation(
+            &mut tx,
+            projection,
+            generation,
+            registry::Indexes::AfterFilling,
+        )
+        .await?;
         sqlx::query(
             "insert into projection_rebuilds (name, generation, position) values ($1, $2, 0)",
         )
@@ -662,26 +683,68 @@ impl ProjectorRunner {
         let schema = registry::generation_schema(name, generation);
         let mut applied: u64 = 0;
         // Fill without the projection's lock: only this rebuild writes the new generation, and the
-        // live one goes on being updated by the runners meanwhile.
-        loop {
+        // live one goes on being updated by the runners meanwhile. Reading the log runs a batch
+        // ahead of applying, on a connection of its own: the two cost about the same.
+        let start: i64 = sqlx::query_scalar(
+            "select position from projection_rebuilds where name = $1 and generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotReady { name: name.to_string() })?;
+        let (batches, mut ahead) = tokio::sync::mpsc::channel::<Result<log::Batch>>(1);
+        let reader = tokio::spawn(read_ahead(
+            self.pool.clone(),
+            start,
+            projection.aggregate_types(),
+            self.options.rebuild_limits(),
+            batches,
+        ));
+        let mut checkpoint = start;
+        while let Some(batch) = ahead.recv().await {
+            let batch = batch?;
             let mut tx = crate::pg::begin(&self.pool).await?;
-            let (position, head, caught_up, count) = self
-                .apply_to_rebuild(&mut tx, projection, generation, &schema)
-                .await?;
+            if !batch.events.is_empty() {
+                projection.apply(&mut tx, &schema, &batch.events).await?;
+            }
+            let moved = sqlx::query(
+                "update projection_rebuilds set position = $3, updated_at = now() \
+                 where name = $1 and generation = $2 and position = $4",
+            )
+            .bind(name)
+            .bind(generation)
+            .bind(batch.checkpoint)
+            .bind(checkpoint)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                // Someone else moved this rebuild's checkpoint: it is not ours any more.
+                return Err(Error::RebuildRunning {
+                    name: name.to_string(),
+                });
+            }
             tx.commit().await?;
-            applied += count;
+            checkpoint = batch.checkpoint;
+            applied += batch.events.len() as u64;
             progress(RebuildProgress {
                 projection: name,
                 generation,
-                position,
-                head,
+                position: batch.checkpoint,
+                head: batch.head,
                 events_applied: applied,
                 done: false,
             });
-            if caught_up {
+            if batch.caught_up() {
                 break;
             }
         }
+        drop(ahead);
+        let _ = reader.await;
+        projection
+            .create_indexes(&mut *self.pool.acquire().await?, &schema)
+            .await?;
         registry::analyze_schema(&mut *self.pool.acquire().await?, &schema).await?;
         // The swap: under the lock (no runner is mid-batch), apply what was appended since, then
         // point the views and the registry at the new generation, all in one transaction.
@@ -926,6 +989,35 @@ impl ProjectorRunner {
 /// Wakes the runner for every notification on the log channel (`Notify` keeps one pending
 /// wake-up, so a burst of appends costs one catch-up). A lost connection also wakes it, since
 /// notifications sent while it was down are gone.
+/// Reads the log from `checkpoint` in batches of `limits` and hands them over until one reaches
+/// the head (or the receiver goes).
+async fn read_ahead(
+    pool: PgPool,
+    mut checkpoint: i64,
+    aggregate_types: Option<&'static [&'static str]>,
+    limits: BatchLimits,
+    batches: tokio::sync::mpsc::Sender<Result<log::Batch>>,
+) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = batches.send(Err(e.into())).await;
+            return;
+        }
+    };
+    loop {
+        let batch = log::read_batch(&mut conn, checkpoint, aggregate_types, limits).await;
+        let (done, next) = match &batch {
+            Ok(batch) => (batch.caught_up(), batch.checkpoint),
+            Err(_) => (true, checkpoint),
+        };
+        if batches.send(batch).await.is_err() || done {
+            return;
+        }
+        checkpoint = next;
+    }
+}
+
 async fn forward_notifications(mut listener: PgListener, wake: watch::Sender<u64>) {
     let ring = || wake.send_modify(|n| *n = n.wrapping_add(1));
     loop {

@@ -46,7 +46,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 clients,
                 requests,
                 changes,
-                latency_only,
+                parts,
             } => {
                 let bench = bench::ReadBench {
                     customers,
@@ -54,7 +54,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     clients,
                     requests,
                     changes,
-                    latency_only,
+                    latency: parts.contains(&crate::cli::ReadPart::Latency),
+                    rebuild: parts.contains(&crate::cli::ReadPart::Rebuild),
+                    change: parts.contains(&crate::cli::ReadPart::Change),
                 };
                 bench::read(settings, bench).await
             }

@@ -90,6 +90,7 @@ async fn a_projection_rebuilt_from_zero_equals_the_incrementally_built_one() {
     let mut h = Harness::new().await;
     let runner = h.runner_with(RunnerOptions {
         batch_events: 2,
+        rebuild_batch_events: 2,
         ..RunnerOptions::default()
     });
     runner.ensure_ready().await.unwrap();
@@ -261,6 +262,7 @@ async fn during_a_rebuild_the_old_generation_serves_and_the_runner_then_continue
     let mut h = Harness::new().await;
     let options = RunnerOptions {
         batch_events: 2,
+        rebuild_batch_events: 2,
         poll_interval: Duration::from_millis(200),
         ..RunnerOptions::default()
     };

@@ -64,8 +64,10 @@ pub struct ReadBench {
     pub requests: u32,
     /// Changes timed for (c).
     pub changes: u32,
-    /// Only (a): skip the rebuild and the change latency (for the large runs).
-    pub latency_only: bool,
+    /// Which of (a), (b) and (c) to measure.
+    pub latency: bool,
+    pub rebuild: bool,
+    pub change: bool,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -133,57 +135,13 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
     let mut tasks = tokio::task::JoinSet::new();
     let (client, address, token) = start_api(&pool, &stop, &mut tasks).await?;
 
-    // (a)
-    eprintln!("(a) computing ARPU the legacy way, over ODBC ...");
-    let (legacy_seconds, legacy_quarters) = {
-        let dsn = dsn.clone();
-        tokio::task::spawn_blocking(move || legacy_arpu(&dsn)).await??
-    };
-    let (_, api_arpu) = get(&client, address, &token, "/api/om-report/arpu").await?;
-    let agree = quarters_agree(&legacy_quarters, &api_arpu);
-    println!(
-        "(a) legacy ARPU over ODBC       {:.1} ms per request ({} quarters; the API's figures {})",
-        legacy_seconds * 1000.0,
-        legacy_quarters.len(),
-        if agree { "agree" } else { "DIFFER" }
-    );
-    let load_before = load_average();
-    let mut slowest_p50: f64 = 0.0;
-    for endpoint in ENDPOINTS {
-        let (latencies, size) = hammer(&client, address, &token, endpoint, bench).await?;
-        let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
-        slowest_p50 = slowest_p50.max(p50);
-        println!(
-            "    {endpoint:<32} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   ({} requests, {} clients, {} KiB)",
-            latencies.len(),
-            bench.clients,
-            size / 1024
-        );
+    if bench.latency {
+        latency(&client, address, &token, &dsn, bench).await?;
     }
-    let speedup = legacy_seconds * 1000.0 / slowest_p50;
-    println!(
-        "    legacy time / slowest p50   {speedup:.0}x   (target >= {LATENCY_TARGET:.0}x)   load {load_before} -> {}",
-        load_average()
-    );
-
-    if !bench.latency_only {
-        // (b)
-        eprintln!("(b) reading the log, then rebuilding the analytics read model ...");
-        let (read_events, read_seconds) = raw_log_read(&pool).await?;
-        let read_rate = read_events as f64 / read_seconds;
-        let started = Instant::now();
-        runner.rebuild(Some("analytics"), &mut |_| {}).await?;
-        let rebuild_seconds = started.elapsed().as_secs_f64();
-        let rebuild_rate = head as f64 / rebuild_seconds;
-        println!(
-            "(b) raw sequential log read     {read_rate:>10.0} events/s ({read_events} events, {read_seconds:.2} s)"
-        );
-        println!(
-            "    analytics rebuild           {rebuild_rate:>10.0} events/s ({rebuild_seconds:.2} s)   share {:.2} (target >= {REBUILD_SHARE_TARGET}, and >= {REBUILD_RATE_TARGET:.0} events/s)",
-            rebuild_rate / read_rate
-        );
-
-        // (c)
+    if bench.rebuild {
+        rebuild(&pool, &runner, head).await?;
+    }
+    if bench.change {
         eprintln!("(c) timing ACDB changes until the API shows them ...");
         let runner_task = runner.clone();
         let following = stop.clone();
@@ -213,6 +171,67 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
         joined??;
     }
     pool.close().await;
+    Ok(())
+}
+
+/// (a): the endpoints under concurrent clients, and the legacy computation.
+async fn latency(
+    client: &HttpClient,
+    address: std::net::SocketAddr,
+    token: &str,
+    dsn: &str,
+    bench: ReadBench,
+) -> anyhow::Result<()> {
+    eprintln!("(a) computing ARPU the legacy way, over ODBC ...");
+    let (legacy_seconds, legacy_quarters) = {
+        let dsn = dsn.to_string();
+        tokio::task::spawn_blocking(move || legacy_arpu(&dsn)).await??
+    };
+    let (_, api_arpu) = get(client, address, token, "/api/om-report/arpu").await?;
+    let agree = quarters_agree(&legacy_quarters, &api_arpu);
+    println!(
+        "(a) legacy ARPU over ODBC       {:.1} ms per request ({} quarters; the API's figures {})",
+        legacy_seconds * 1000.0,
+        legacy_quarters.len(),
+        if agree { "agree" } else { "DIFFER" }
+    );
+    let load_before = load_average();
+    let mut slowest_p50: f64 = 0.0;
+    for endpoint in ENDPOINTS {
+        let (latencies, size) = hammer(client, address, token, endpoint, bench).await?;
+        let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+        slowest_p50 = slowest_p50.max(p50);
+        println!(
+            "    {endpoint:<32} p50 {p50:>7.2} ms   p99 {p99:>7.2} ms   ({} requests, {} clients, {} KiB)",
+            latencies.len(),
+            bench.clients,
+            size / 1024
+        );
+    }
+    let speedup = legacy_seconds * 1000.0 / slowest_p50;
+    println!(
+        "    legacy time / slowest p50   {speedup:.0}x   (target >= {LATENCY_TARGET:.0}x)   load {load_before} -> {}",
+        load_average()
+    );
+    Ok(())
+}
+
+/// (b): the analytics rebuild against a raw read of the log.
+async fn rebuild(pool: &PgPool, runner: &ProjectorRunner, head: i64) -> anyhow::Result<()> {
+    eprintln!("(b) reading the log, then rebuilding the analytics read model ...");
+    let (read_events, read_seconds) = raw_log_read(pool).await?;
+    let read_rate = read_events as f64 / read_seconds;
+    let started = Instant::now();
+    runner.rebuild(Some("analytics"), &mut |_| {}).await?;
+    let rebuild_seconds = started.elapsed().as_secs_f64();
+    let rebuild_rate = head as f64 / rebuild_seconds;
+    println!(
+        "(b) raw sequential log read     {read_rate:>10.0} events/s ({read_events} events, {read_seconds:.2} s)"
+    );
+    println!(
+        "    analytics rebuild           {rebuild_rate:>10.0} events/s ({rebuild_seconds:.2} s)   share {:.2} (target >= {REBUILD_SHARE_TARGET}, and >= {REBUILD_RATE_TARGET:.0} events/s)",
+        rebuild_rate / read_rate
+    );
     Ok(())
 }
 
