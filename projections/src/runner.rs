@@ -692,7 +692,9 @@ impl ProjectorRunner {
         .bind(generation)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| Error::NotReady { name: name.to_string() })?;
+        .ok_or_else(|| Error::NotReady {
+            name: name.to_string(),
+        })?;
         let (batches, mut ahead) = tokio::sync::mpsc::channel::<Result<log::Batch>>(1);
         let reader = tokio::spawn(read_ahead(
             self.pool.clone(),
