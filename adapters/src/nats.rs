@@ -262,6 +262,24 @@ impl OutboxRelay {
     }
 }
 
+/// How far the relay has published the log to one stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct RelayProgress {
+    pub stream: String,
+    /// The last position the stream acknowledged.
+    pub position: i64,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every stream the relay has published to, as recorded in PostgreSQL (`ccare status`).
+pub async fn relay_progress(pool: &PgPool) -> Result<Vec<RelayProgress>> {
+    Ok(
+        sqlx::query_as("select stream, position, updated_at from nats_relay order by stream")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// One event delivered by the stream, to be acknowledged once applied.
 pub struct Delivered {
     pub event: StoredEvent,

@@ -1,6 +1,7 @@
 //! `ccare status`: the change capture per table, the log head, and the hash chain.
 
 use adapters::cdc::{self, CdcStatus};
+use adapters::nats::{relay_progress, RelayProgress};
 use adapters::store::{ChainStatus, EventStore};
 use serde::Serialize;
 
@@ -12,6 +13,8 @@ struct Status {
     log_head: i64,
     chain: Chain,
     cdc: CdcStatus,
+    /// The NATS relay's progress per stream (empty without NATS).
+    nats: Vec<RelayProgress>,
 }
 
 /// The hash chain as `ccare status` reports it.
@@ -59,6 +62,7 @@ async fn gather(db: &Database) -> anyhow::Result<Status> {
         log_head: chain.head_position,
         chain: Chain::from(&chain),
         cdc: cdc::status(&db.pool).await?,
+        nats: relay_progress(&db.pool).await?,
     })
 }
 
@@ -122,6 +126,15 @@ fn print_table(s: &Status) {
             "hash chain: verified up to position {} of {}",
             s.chain.verified_position, s.log_head
         ),
+    }
+    for relay in &s.nats {
+        println!(
+            "NATS stream {}: published up to position {} of {} (at {})",
+            relay.stream,
+            relay.position,
+            s.log_head,
+            relay.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
 }
 

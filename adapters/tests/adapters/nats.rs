@@ -100,6 +100,12 @@ async fn the_relay_publishes_every_event_in_order_once_and_resumes_where_it_stop
 
     assert_eq!((first, again, more), (500, 0, 250));
     assert_eq!(restarted.position().await.unwrap(), 750);
+    let progress = adapters::nats::relay_progress(&db.pool).await.unwrap();
+    assert_eq!(progress.len(), 1);
+    assert_eq!(
+        (progress[0].stream.as_str(), progress[0].position),
+        (nats.stream.as_str(), 750)
+    );
     assert_stream_is_the_log(&nats, &store).await;
     delete_stream(&nats).await;
 }

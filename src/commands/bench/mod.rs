@@ -37,6 +37,30 @@ fn generate_acdb(file: &Path, customers: u32, years: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The change capture of a benchmark: every captured table of the ACDB at `location` into the
+/// database of `pool`, polling every `poll_interval`, the audited writer's own writes claimed.
+fn capture(
+    pool: &sqlx::PgPool,
+    location: &adapters::acdb::AcdbLocation,
+    poll_interval: std::time::Duration,
+) -> adapters::cdc::Cdc {
+    let location = location.clone();
+    adapters::cdc::Cdc::new(
+        pool.clone(),
+        adapters::store::EventStore::new(pool.clone()),
+        std::sync::Arc::new(move || adapters::acdb::open(&location)),
+        adapters::cdc::CdcConfig {
+            tables: domain::catalog::CAPTURED_TABLES.iter().collect(),
+            chunk_rows: crate::commands::cdc::CHUNK_ROWS,
+            poll_interval,
+            reconcile_interval: std::time::Duration::from_secs(24 * 3600),
+            safety_share: 0.2,
+        },
+        std::sync::Arc::new(adapters::cdc::NoProgress),
+    )
+    .with_own_writes(std::sync::Arc::new(adapters::writer::WriterClaims))
+}
+
 /// The 1-minute load average; `?` where /proc is not available.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -12,15 +12,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::acdb::{self, AcdbLocation};
-use adapters::cdc::{Cdc, CdcConfig, NoProgress};
+use adapters::acdb::AcdbLocation;
 use adapters::commands::{TariffSchedules, UserAccounts};
 use adapters::postgres::{self, EmbeddedPostgres};
 use adapters::store::EventStore;
-use adapters::writer::{WriteQueue, WriterClaims};
+use adapters::writer::WriteQueue;
 use anyhow::Context;
 use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
-use domain::catalog::CAPTURED_TABLES;
 use domain::command::{CommandContext, UserCommands};
 use domain::dates::{parse_legacy_text, Quarter};
 use domain::envelope::Actor;
@@ -98,22 +96,11 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
     let pool = postgres::connect(url).await?;
     postgres::migrate(&pool).await?;
     let dsn = format!("Driver=SQLite3;Database={}", acdb_file.display());
-    let location = AcdbLocation::Odbc(dsn.clone());
-    let reader = location.clone();
-    let cdc = Cdc::new(
-        pool.clone(),
-        EventStore::new(pool.clone()),
-        Arc::new(move || acdb::open(&reader)),
-        CdcConfig {
-            tables: CAPTURED_TABLES.iter().collect(),
-            chunk_rows: crate::commands::cdc::CHUNK_ROWS,
-            poll_interval: Duration::from_secs(1),
-            reconcile_interval: Duration::from_secs(24 * 3600),
-            safety_share: 0.2,
-        },
-        Arc::new(NoProgress),
-    )
-    .with_own_writes(Arc::new(WriterClaims));
+    let cdc = super::capture(
+        &pool,
+        &AcdbLocation::Odbc(dsn.clone()),
+        Duration::from_secs(1),
+    );
     eprintln!("importing the ACDB ...");
     let started = Instant::now();
     cdc.run_cycle().await?;

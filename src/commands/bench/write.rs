@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::acdb::{self, AcdbLocation};
-use adapters::cdc::{Cdc, CdcConfig, NoProgress};
 use adapters::commands::{TariffSchedules, UserAccounts};
 use adapters::postgres::{self, EmbeddedPostgres};
 use adapters::store::EventStore;
-use adapters::writer::{AuditedWriter, WriteQueue, WriterClaims};
+use adapters::writer::{AuditedWriter, WriteQueue};
 use anyhow::Context;
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
-use domain::catalog::CAPTURED_TABLES;
 use domain::command::{CommandContext, UserCommands};
 use domain::envelope::Actor;
 use http_body_util::{BodyExt, Full};
@@ -110,21 +108,7 @@ async fn measure(
     postgres::migrate(&pool).await?;
     let dsn = format!("Driver=SQLite3;Database={}", acdb_file.display());
     let location = AcdbLocation::Odbc(dsn.clone());
-    let reader_location = location.clone();
-    let cdc = Cdc::new(
-        pool.clone(),
-        EventStore::new(pool.clone()),
-        Arc::new(move || acdb::open(&reader_location)),
-        CdcConfig {
-            tables: CAPTURED_TABLES.iter().collect(),
-            chunk_rows: crate::commands::cdc::CHUNK_ROWS,
-            poll_interval: Duration::from_secs(5),
-            reconcile_interval: Duration::from_secs(3600),
-            safety_share: 0.2,
-        },
-        Arc::new(NoProgress),
-    )
-    .with_own_writes(Arc::new(WriterClaims));
+    let cdc = super::capture(&pool, &location, Duration::from_secs(5));
     eprintln!("importing ...");
     cdc.run_cycle().await?;
 
