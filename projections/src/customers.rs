@@ -30,7 +30,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
-use crate::projection::{qualified, Projection};
+use crate::projection::{insert_rows, qualified, Columns, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "customers";
@@ -238,51 +238,6 @@ impl LatestRows {
         }
         Ok(latest)
     }
-}
-
-/// The columns a row type fills, each with its SQL type: the names are the row type's field names,
-/// which are the keys of its JSON (see [`insert_rows`]).
-type Columns = &'static [(&'static str, &'static str)];
-
-/// Inserts `rows` into `table` with one statement: they go over as one JSON array whose objects'
-/// keys are the column names. With a non-empty `key`, a row whose key is already there replaces it.
-async fn insert_rows<T: Serialize>(
-    conn: &mut PgConnection,
-    table: &str,
-    columns: Columns,
-    key: &[&str],
-    rows: &[T],
-) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let names = columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let record = columns
-        .iter()
-        .map(|(name, sql_type)| format!("{name} {sql_type}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = format!(
-        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})"
-    );
-    if !key.is_empty() {
-        let updates = columns
-            .iter()
-            .filter(|(name, _)| !key.contains(name))
-            .map(|(name, _)| format!("{name} = excluded.{name}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        sql.push_str(&format!(
-            " on conflict ({}) do update set {updates}",
-            key.join(", ")
-        ));
-    }
-    sqlx::query(&sql).bind(Json(rows)).execute(conn).await?;
-    Ok(())
 }
 
 const CUSTOMER_COLUMNS: Columns = &[

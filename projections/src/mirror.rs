@@ -30,7 +30,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
-use crate::projection::{qualified, upsert_json, Projection};
+use crate::projection::{insert_rows, qualified, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "mirror";
@@ -252,7 +252,7 @@ impl Batch {
             .await?;
         }
         let live: Vec<MirrorRow> = live.into_iter().filter_map(|(_, r)| r).collect();
-        upsert_json(
+        insert_rows(
             conn,
             &rows,
             MIRROR_ROW_COLUMNS,

@@ -70,12 +70,16 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Inserts or replaces `rows` in `table` with one statement (the JSON array's objects' keys
-/// are the column names).
-pub(crate) async fn upsert_json<T: Serialize>(
+/// The columns a row type fills, each with its SQL type: the names are the row type's field names,
+/// which are the keys of its JSON (see [`insert_rows`]).
+pub(crate) type Columns = &'static [(&'static str, &'static str)];
+
+/// Inserts `rows` into `table` with one statement: they go over as one JSON array whose objects'
+/// keys are the column names. With a non-empty `key`, a row whose key is already there replaces it.
+pub(crate) async fn insert_rows<T: Serialize>(
     conn: &mut PgConnection,
     table: &str,
-    columns: &[(&str, &str)],
+    columns: Columns,
     key: &[&str],
     rows: &[T],
 ) -> Result<()> {
@@ -92,20 +96,22 @@ pub(crate) async fn upsert_json<T: Serialize>(
         .map(|(name, sql_type)| format!("{name} {sql_type}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let updates = columns
-        .iter()
-        .filter(|(name, _)| !key.contains(name))
-        .map(|(name, _)| format!("{name} = excluded.{name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    sqlx::query(&format!(
-        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})
-         on conflict ({}) do update set {updates}",
-        key.join(", ")
-    ))
-    .bind(Json(rows))
-    .execute(conn)
-    .await?;
+    let mut sql = format!(
+        "insert into {table} ({names}) select {names} from jsonb_to_recordset($1) as r({record})"
+    );
+    if !key.is_empty() {
+        let updates = columns
+            .iter()
+            .filter(|(name, _)| !key.contains(name))
+            .map(|(name, _)| format!("{name} = excluded.{name}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.push_str(&format!(
+            " on conflict ({}) do update set {updates}",
+            key.join(", ")
+        ));
+    }
+    sqlx::query(&sql).bind(Json(rows)).execute(conn).await?;
     Ok(())
 }
 

@@ -12,12 +12,13 @@ use serde_json::{json, Value};
 use domain::account::CustomerLookup;
 use domain::dashboard::{Dashboard, LedgerEntry};
 use domain::dates::maseru_local;
-use domain::tariff::{resolve, TariffScope};
+
 use projections::reports::{self, LedgerRow};
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::num;
+use crate::routes::tariff::{override_schedules, resolve_with};
 use crate::{customer_json, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -130,32 +131,9 @@ async fn customer_data(
     let tariff = match state.read_models.global_rate_at(now, now).await? {
         None => Value::Null,
         Some(global) => {
-            let customer_schedule = match customer_id {
-                Some(id) => Some((
-                    id,
-                    state
-                        .read_models
-                        .tariff_schedule(&TariffScope::Customer(id))
-                        .await?,
-                )),
-                None => None,
-            };
-            let site_schedule = match &concession {
-                Some(code) => Some((
-                    code.clone(),
-                    state
-                        .read_models
-                        .tariff_schedule(&TariffScope::Concession(code.clone()))
-                        .await?,
-                )),
-                None => None,
-            };
-            let resolved = resolve(
-                now,
-                customer_schedule.as_ref().map(|(id, s)| (*id, s)),
-                site_schedule.as_ref().map(|(c, s)| (c.as_str(), s)),
-                global,
-            );
+            let (customer_schedule, site_schedule) =
+                override_schedules(&state, customer_id, concession.as_deref()).await?;
+            let resolved = resolve_with(now, &customer_schedule, &site_schedule, global);
             json!({
                 "rate_lsl": num(resolved.rate, 4),
                 "source": resolved.source,

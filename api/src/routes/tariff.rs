@@ -19,8 +19,8 @@ use domain::command::WriteOutcome;
 use domain::dates::maseru_local;
 use domain::site::SiteCode;
 use domain::tariff::{
-    check_rate, parse_effective_from, resolve, TariffCommand, TariffError, TariffSchedule,
-    TariffScope,
+    check_rate, parse_effective_from, resolve, ResolvedRate, TariffCommand, TariffError,
+    TariffSchedule, TariffScope,
 };
 use domain::write::{TableWrite, WriteAction};
 use projections::tariffs::HistoryFilter;
@@ -397,6 +397,57 @@ async fn current(State(state): State<AppState>, user: CurrentUser) -> ApiResult<
     })))
 }
 
+/// A customer's and a site's rate schedules, each with its key, when there is a customer or a
+/// site to look up.
+type Overrides = (
+    Option<(i64, TariffSchedule)>,
+    Option<(String, TariffSchedule)>,
+);
+
+/// The schedules that can override the global rate for `customer` and `concession`.
+pub(crate) async fn override_schedules(
+    state: &AppState,
+    customer: Option<i64>,
+    concession: Option<&str>,
+) -> ApiResult<Overrides> {
+    let customer_schedule = match customer {
+        Some(id) => Some((
+            id,
+            state
+                .read_models
+                .tariff_schedule(&TariffScope::Customer(id))
+                .await?,
+        )),
+        None => None,
+    };
+    let concession_schedule = match concession {
+        Some(code) => Some((
+            code.to_string(),
+            state
+                .read_models
+                .tariff_schedule(&TariffScope::Concession(code.to_string()))
+                .await?,
+        )),
+        None => None,
+    };
+    Ok((customer_schedule, concession_schedule))
+}
+
+/// The rate at `at`: the customer's override, else the site's, else `global`.
+pub(crate) fn resolve_with(
+    at: NaiveDateTime,
+    customer: &Option<(i64, TariffSchedule)>,
+    concession: &Option<(String, TariffSchedule)>,
+    global: (Decimal, Option<NaiveDateTime>),
+) -> ResolvedRate {
+    resolve(
+        at,
+        customer.as_ref().map(|(id, s)| (*id, s)),
+        concession.as_ref().map(|(c, s)| (c.as_str(), s)),
+        global,
+    )
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct ResolveQuery {
     at: Option<String>,
@@ -440,26 +491,8 @@ async fn resolve_rate(
             Some(account.site().as_str().to_string()),
         )
     };
-    let customer_schedule = match customer {
-        Some(id) => Some((
-            id,
-            state
-                .read_models
-                .tariff_schedule(&TariffScope::Customer(id))
-                .await?,
-        )),
-        None => None,
-    };
-    let concession_schedule = match &concession {
-        Some(code) => Some((
-            code.clone(),
-            state
-                .read_models
-                .tariff_schedule(&TariffScope::Concession(code.clone()))
-                .await?,
-        )),
-        None => None,
-    };
+    let (customer_schedule, concession_schedule) =
+        override_schedules(&state, customer, concession.as_deref()).await?;
     let global = state
         .read_models
         .global_rate_at(at, now_local())
@@ -469,12 +502,7 @@ async fn resolve_rate(
                 "the global rate is not known yet (is tblconfig imported?)".into(),
             )
         })?;
-    let resolved = resolve(
-        at,
-        customer_schedule.as_ref().map(|(id, s)| (*id, s)),
-        concession_schedule.as_ref().map(|(c, s)| (c.as_str(), s)),
-        global,
-    );
+    let resolved = resolve_with(at, &customer_schedule, &concession_schedule, global);
     let level = |name: &str, key: String, schedule: Option<&TariffSchedule>| {
         let found = schedule.and_then(|s| s.rate_at(at));
         json!({

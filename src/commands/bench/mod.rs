@@ -7,9 +7,25 @@ mod read;
 mod write;
 
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use adapters::commands::{TariffSchedules, UserAccounts};
+use adapters::store::EventStore;
+use adapters::writer::WriteQueue;
 use anyhow::Context;
+use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
+use domain::command::{CommandContext, UserCommands};
+use domain::envelope::Actor;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use projections::{ProjectorRunner, ReadModels};
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 pub use import::import;
 pub use read::{read, ReadBench};
@@ -40,25 +56,108 @@ fn generate_acdb(file: &Path, customers: u32, years: u32) -> anyhow::Result<()> 
 /// The change capture of a benchmark: every captured table of the ACDB at `location` into the
 /// database of `pool`, polling every `poll_interval`, the audited writer's own writes claimed.
 fn capture(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     location: &adapters::acdb::AcdbLocation,
-    poll_interval: std::time::Duration,
+    poll_interval: Duration,
 ) -> adapters::cdc::Cdc {
     let location = location.clone();
     adapters::cdc::Cdc::new(
         pool.clone(),
-        adapters::store::EventStore::new(pool.clone()),
-        std::sync::Arc::new(move || adapters::acdb::open(&location)),
+        EventStore::new(pool.clone()),
+        Arc::new(move || adapters::acdb::open(&location)),
         adapters::cdc::CdcConfig {
             tables: domain::catalog::CAPTURED_TABLES.iter().collect(),
             chunk_rows: crate::commands::cdc::CHUNK_ROWS,
             poll_interval,
-            reconcile_interval: std::time::Duration::from_secs(24 * 3600),
+            reconcile_interval: Duration::from_secs(24 * 3600),
             safety_share: 0.2,
         },
-        std::sync::Arc::new(adapters::cdc::NoProgress),
+        Arc::new(adapters::cdc::NoProgress),
     )
-    .with_own_writes(std::sync::Arc::new(adapters::writer::WriterClaims))
+    .with_own_writes(Arc::new(adapters::writer::WriterClaims))
+}
+
+/// The benchmark employee's password (a scratch database, gone when the run ends).
+const PASSWORD: &str = "benchmark password";
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Adds the benchmark employee with `role`, serves the API on a free local port until `stop`,
+/// and logs in: the client, the address and the token.
+async fn start_api(
+    pool: &PgPool,
+    stop: &CancellationToken,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    role: Role,
+) -> anyhow::Result<(HttpClient, std::net::SocketAddr, String)> {
+    let users = Arc::new(UserAccounts::new(
+        pool.clone(),
+        Arc::new(api::auth::passwords::Argon2Credentials),
+    ));
+    let added = users
+        .execute(
+            &user_aggregate_id(UserType::Employee, "bench"),
+            UserCommand::AddEmployee {
+                employee_id: "bench".into(),
+                name: "Benchmark".into(),
+                email: None,
+                role,
+                password_hash: api::auth::passwords::hash(PASSWORD),
+            },
+            &CommandContext::new(Actor::system()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("adding the benchmark employee: {e}"))?;
+    let read_models = ReadModels::new(pool.clone());
+    if let Some(position) = added.position {
+        ProjectorRunner::new(
+            pool.clone(),
+            vec![Arc::new(projections::users::UsersProjection)],
+        )
+        .catch_up()
+        .await?;
+        read_models
+            .wait_until_applied("users", position, Duration::from_secs(30))
+            .await?;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let ports = api::Ports {
+        users,
+        writes: Arc::new(WriteQueue::new(pool.clone(), Duration::from_secs(30))),
+        tariffs: Arc::new(TariffSchedules::new(pool.clone())),
+        chain: Arc::new(EventStore::new(pool.clone())),
+    };
+    let secret = api::auth::passwords::random_secret();
+    let state = api::AppState::new(
+        read_models,
+        ports,
+        api::TokenKeys::new(secret.as_bytes(), Duration::from_secs(3600))?,
+    );
+    let serving = stop.clone();
+    tasks.spawn(async move {
+        api::serve(listener, state, serving.cancelled_owned())
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let body = serde_json::json!({"employee_id": "bench", "password": PASSWORD}).to_string();
+    let response = client
+        .request(
+            hyper::Request::post(format!("http://{address}/api/auth/employee-login"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))?,
+        )
+        .await?;
+    let status = response.status();
+    let json: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+    anyhow::ensure!(status.is_success(), "the benchmark login failed: {json}");
+    let token = json["access_token"]
+        .as_str()
+        .context("the login answer has no token")?
+        .to_string();
+    Ok((client, address, token))
 }
 
 /// The 1-minute load average; `?` where /proc is not available.

@@ -13,27 +13,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::acdb::AcdbLocation;
-use adapters::commands::{TariffSchedules, UserAccounts};
 use adapters::postgres::{self, EmbeddedPostgres};
 use adapters::store::EventStore;
-use adapters::writer::WriteQueue;
 use anyhow::Context;
-use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
-use domain::command::{CommandContext, UserCommands};
+use domain::auth::Role;
 use domain::dates::{parse_legacy_text, Quarter};
-use domain::envelope::Actor;
 use domain::site::SiteCode;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use projections::{ProjectorRunner, ReadModels};
+use projections::ProjectorRunner;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::load_average;
+use super::{load_average, HttpClient};
 use crate::config::Settings;
 
 /// (a): the endpoints are at least this many times faster than the legacy computation.
@@ -50,8 +43,6 @@ const ENDPOINTS: &[&str] = &[
     "/api/om-report/customer-stats",
 ];
 
-const PASSWORD: &str = "benchmark password";
-
 /// What to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadBench {
@@ -67,8 +58,6 @@ pub struct ReadBench {
     pub rebuild: bool,
     pub change: bool,
 }
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 pub async fn read(settings: Settings, bench: ReadBench) -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
@@ -120,7 +109,8 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
 
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let (client, address, token) = start_api(&pool, &stop, &mut tasks).await?;
+    let (client, address, token) =
+        super::start_api(&pool, &stop, &mut tasks, Role::FinanceTeam).await?;
 
     if bench.latency {
         latency(&client, address, &token, &dsn, bench).await?;
@@ -174,7 +164,7 @@ async fn latency(
         let dsn = dsn.to_string();
         tokio::task::spawn_blocking(move || legacy_arpu(&dsn)).await??
     };
-    let (_, api_arpu) = get(client, address, token, "/api/om-report/arpu").await?;
+    let api_arpu = get(client, address, token, "/api/om-report/arpu").await?;
     let agree = quarters_agree(&legacy_quarters, &api_arpu);
     println!(
         "(a) legacy ARPU over ODBC       {:.1} ms per request ({} quarters; the API's figures {})",
@@ -222,98 +212,15 @@ async fn rebuild(pool: &PgPool, runner: &ProjectorRunner, head: i64) -> anyhow::
     Ok(())
 }
 
-async fn start_api(
-    pool: &PgPool,
-    stop: &CancellationToken,
-    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
-) -> anyhow::Result<(HttpClient, std::net::SocketAddr, String)> {
-    let users = Arc::new(UserAccounts::new(
-        pool.clone(),
-        Arc::new(api::auth::passwords::Argon2Credentials),
-    ));
-    let added = users
-        .execute(
-            &user_aggregate_id(UserType::Employee, "bench"),
-            UserCommand::AddEmployee {
-                employee_id: "bench".into(),
-                name: "Benchmark".into(),
-                email: None,
-                role: Role::FinanceTeam,
-                password_hash: api::auth::passwords::hash(PASSWORD),
-            },
-            &CommandContext::new(Actor::system()),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("adding the benchmark employee: {e}"))?;
-    let read_models = ReadModels::new(pool.clone());
-    if let Some(position) = added.position {
-        ProjectorRunner::new(
-            pool.clone(),
-            vec![Arc::new(projections::users::UsersProjection)],
-        )
-        .catch_up()
-        .await?;
-        read_models
-            .wait_until_applied("users", position, Duration::from_secs(30))
-            .await?;
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let ports = api::Ports {
-        users,
-        writes: Arc::new(WriteQueue::new(pool.clone(), Duration::from_secs(30))),
-        tariffs: Arc::new(TariffSchedules::new(pool.clone())),
-        chain: Arc::new(EventStore::new(pool.clone())),
-    };
-    let secret = api::auth::passwords::random_secret();
-    let state = api::AppState::new(
-        read_models,
-        ports,
-        api::TokenKeys::new(secret.as_bytes(), Duration::from_secs(3600))?,
-    );
-    let serving = stop.clone();
-    tasks.spawn(async move {
-        api::serve(listener, state, serving.cancelled_owned())
-            .await
-            .map_err(anyhow::Error::from)
-    });
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let body = serde_json::json!({"employee_id": "bench", "password": PASSWORD}).to_string();
-    let response = client
-        .request(
-            hyper::Request::post(format!("http://{address}/api/auth/employee-login"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))?,
-        )
-        .await?;
-    let status = response.status();
-    let json: serde_json::Value =
-        serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
-    anyhow::ensure!(status.is_success(), "the benchmark login failed: {json}");
-    let token = json["access_token"]
-        .as_str()
-        .context("the login answer has no token")?
-        .to_string();
-    Ok((client, address, token))
-}
-
 async fn get(
     client: &HttpClient,
     address: std::net::SocketAddr,
     token: &str,
     path: &str,
-) -> anyhow::Result<(hyper::StatusCode, serde_json::Value)> {
-    let response = client
-        .request(
-            hyper::Request::get(format!("http://{address}{path}"))
-                .header("authorization", format!("Bearer {token}"))
-                .body(Full::new(Bytes::new()))?,
-        )
-        .await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    anyhow::ensure!(status.is_success(), "GET {path}: {status}");
-    Ok((status, serde_json::from_slice(&body)?))
+) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_slice(
+        &fetch(client, address, token, path).await?,
+    )?)
 }
 
 /// The body of `GET path`, as bytes (a client that parsed every answer would measure its own
@@ -501,7 +408,7 @@ async fn change_latencies(
         .await??;
         let deadline = changed + Duration::from_secs(60);
         loop {
-            let (_, record) = get(
+            let record = get(
                 client,
                 address,
                 token,

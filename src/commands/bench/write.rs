@@ -7,20 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::acdb::{self, AcdbLocation};
-use adapters::commands::{TariffSchedules, UserAccounts};
 use adapters::postgres::{self, EmbeddedPostgres};
-use adapters::store::EventStore;
-use adapters::writer::{AuditedWriter, WriteQueue};
+use adapters::writer::AuditedWriter;
 use anyhow::Context;
 use cqrs_es::{Aggregate, DomainEvent};
-use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
-use domain::command::{CommandContext, UserCommands};
-use domain::envelope::Actor;
+use domain::auth::Role;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use projections::{ProjectorRunner, ReadModels};
+use projections::ProjectorRunner;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -30,9 +25,6 @@ use crate::config::Settings;
 
 /// The figure the issue sets: at least half of the slower of the two limits.
 const TARGET_RATIO: f64 = 0.5;
-
-/// The benchmark employee's password (a scratch database, gone when the run ends).
-const PASSWORD: &str = "benchmark password";
 
 pub async fn write(
     settings: Settings,
@@ -145,50 +137,9 @@ async fn measure(
                 .map_err(anyhow::Error::from)
         });
     }
-    let users = Arc::new(UserAccounts::new(
-        pool.clone(),
-        Arc::new(api::auth::passwords::Argon2Credentials),
-    ));
-    users
-        .execute(
-            &user_aggregate_id(UserType::Employee, "bench"),
-            UserCommand::AddEmployee {
-                employee_id: "bench".into(),
-                name: "Benchmark".into(),
-                email: None,
-                role: Role::OnmTeam,
-                password_hash: api::auth::passwords::hash(PASSWORD),
-            },
-            &CommandContext::new(Actor::system()),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("adding the benchmark employee: {e}"))?;
     runner.catch_up().await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let ports = api::Ports {
-        users,
-        writes: Arc::new(WriteQueue::new(pool.clone(), Duration::from_secs(30))),
-        tariffs: Arc::new(TariffSchedules::new(pool.clone())),
-        chain: Arc::new(EventStore::new(pool.clone())),
-    };
-    let secret = api::auth::passwords::random_secret();
-    let state = api::AppState::new(
-        ReadModels::new(pool.clone()),
-        ports,
-        api::TokenKeys::new(secret.as_bytes(), Duration::from_secs(3600))?,
-    );
-    {
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            api::serve(listener, state, stop.cancelled_owned())
-                .await
-                .map_err(anyhow::Error::from)
-        });
-    }
-
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let token = login(&client, address).await?;
+    let (client, address, token) =
+        super::start_api(&pool, &stop, &mut tasks, Role::OnmTeam).await?;
     let ids: Vec<i64> =
         sqlx::query_scalar("select customer_id from read_model.customers order by customer_id")
             .fetch_all(&pool)
@@ -262,28 +213,6 @@ async fn request(
     let body = response.into_body().collect().await?.to_bytes();
     let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     Ok((status, json))
-}
-
-async fn login(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    address: std::net::SocketAddr,
-) -> anyhow::Result<String> {
-    let body = serde_json::json!({"employee_id": "bench", "password": PASSWORD}).to_string();
-    let (status, json) = request(
-        client,
-        hyper::Request::post(format!("http://{address}/api/auth/employee-login"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))?,
-    )
-    .await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "the benchmark login failed: {status} {json}"
-    );
-    json["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .context("the login answer has no token")
 }
 
 async fn update(
