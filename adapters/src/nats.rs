@@ -218,12 +218,22 @@ impl OutboxRelay {
 
     /// Publishes everything not yet published; returns how many events it published.
     pub async fn publish_pending(&self) -> Result<u64> {
-        let mut position = self.position().await?;
-        let start = position;
+        let (from, to) = self.round(None).await?;
+        Ok(u64::try_from(to - from).unwrap_or_default())
+    }
+
+    /// Publishes every event after `known` (after [`position`](Self::position) when `None`);
+    /// returns the positions it started from and reached.
+    async fn round(&self, known: Option<i64>) -> Result<(i64, i64)> {
+        let from = match known {
+            Some(position) => position,
+            None => self.position().await?,
+        };
+        let mut position = from;
         loop {
             let next = self.publish_batch(position).await?;
             if next == position {
-                return Ok(u64::try_from(position - start).unwrap_or_default());
+                return Ok((from, position));
             }
             position = next;
         }
@@ -238,15 +248,20 @@ impl OutboxRelay {
         tokio::pin!(shutdown);
         let mut delay = self.config.poll_interval;
         tracing::info!(stream = %self.config.stream, "NATS outbox relay started");
+        // What the stream holds is read from it once, and again only after a failed round (which
+        // may have published part of a batch); in between the relay knows where it is.
+        let mut known = None;
         loop {
-            match self.publish_pending().await {
-                Ok(published) => {
+            match self.round(known).await {
+                Ok((from, to)) => {
+                    known = Some(to);
                     delay = self.config.poll_interval;
-                    if published > 0 {
-                        tracing::debug!(published, "events published to NATS");
+                    if to > from {
+                        tracing::debug!(published = to - from, "events published to NATS");
                     }
                 }
                 Err(error) => {
+                    known = None;
                     tracing::error!(error = %error, retry_in = ?delay, "the NATS relay failed; retrying");
                     delay = (delay * 2).min(Duration::from_secs(60));
                 }

@@ -122,8 +122,10 @@ pub struct HealthBody {
 }
 
 /// The OpenAPI document of every endpoint.
-async fn openapi_json() -> Json<serde_json::Value> {
-    Json(openapi::document())
+async fn openapi_json() -> Json<&'static serde_json::Value> {
+    static DOCUMENT: std::sync::LazyLock<serde_json::Value> =
+        std::sync::LazyLock::new(openapi::document);
+    Json(&DOCUMENT)
 }
 
 async fn health(State(state): State<AppState>) -> Json<HealthBody> {

@@ -176,7 +176,7 @@ impl Projection for AnalyticsProjection {
 }
 
 /// A ledger row as `transactions` stores it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 struct TransactionRow {
     source: &'static str,
     txn_id: i64,
