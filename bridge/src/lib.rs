@@ -4,6 +4,9 @@
 //! is configured, and says so at start-up.
 #![forbid(unsafe_code)]
 
+pub mod cloud_api;
+pub mod triage;
+
 /// Whether the environment configures the WhatsApp bridge. Until the bridge exists no setting
 /// turns it on, and `ccare serve` reports the role as not configured.
 pub fn is_configured() -> bool {
