@@ -5,7 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cloud_api;
+pub mod llm;
 pub mod triage;
+pub mod ugridplan;
+pub mod whatsapp;
 
 /// Whether the environment configures the WhatsApp bridge. Until the bridge exists no setting
 /// turns it on, and `ccare serve` reports the role as not configured.
