@@ -61,8 +61,8 @@ impl RowChange {
         serde_json::to_value(self).expect("RowChange serialises to JSON")
     }
 
-    pub fn from_payload(payload: &serde_json::Value) -> Result<Self, serde_json::Error> {
-        serde_json::from_value(payload.clone())
+    pub fn from_payload(payload: &crate::event::EventPayload) -> Result<Self, serde_json::Error> {
+        payload.decode()
     }
 }
 
@@ -293,7 +293,10 @@ mod tests {
             before: row("Mpho"),
         };
         assert_eq!(
-            RowChange::from_payload(&change.to_payload()).unwrap(),
+            RowChange::from_payload(&crate::event::EventPayload::from_value(
+                &change.to_payload()
+            ))
+            .unwrap(),
             change
         );
         assert_eq!(change.event_type("Customer"), "CustomerDeleted");

@@ -25,7 +25,7 @@ use domain::records::account::AccountRecord;
 use domain::records::customer::CustomerRecord;
 use domain::records::meter::MeterRecord;
 use domain::site::SiteCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
@@ -205,8 +205,7 @@ impl LatestRows {
                 continue;
             }
             // The reason names the shape only: a serde message could quote row contents.
-            // Deserialised from the value in place: `from_payload` would clone it first.
-            let change = RowChange::deserialize(&event.payload).map_err(|_| {
+            let change = event.payload.decode::<RowChange>().map_err(|_| {
                 unreadable(&format!(
                     "its payload is not a row change of version {}",
                     event.event_version

@@ -40,6 +40,10 @@ pub enum Error {
     PrivilegedRole { name: String },
     #[error("cannot manage roles: the database user needs CREATEROLE ({0})")]
     RolePermission(String),
+    #[error(
+        "projection {name:?}: preparing a batch of the rebuild failed unexpectedly ({reason})"
+    )]
+    PrepareFailed { name: String, reason: String },
 }
 
 /// The crate's result type.

@@ -4,9 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::acdb::AcdbRow;
-use domain::event::StoredEvent;
+use domain::event::{EventPayload, StoredEvent};
 use domain::record::RowChange;
-use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::error::{Error, Result};
@@ -33,12 +32,12 @@ pub async fn record_changes(
         sequence: i64,
         event_type: String,
         event_version: String,
-        payload: serde_json::Value,
+        payload: String,
         metadata: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
         recorded_at: DateTime<Utc>,
     }
     let rows: Vec<Row> = sqlx::query_as(
-        "select position, event_id, sequence, event_type, event_version, payload, metadata, recorded_at
+        "select position, event_id, sequence, event_type, event_version, payload::text as payload, metadata, recorded_at
          from event_log
          where aggregate_type = $1 and aggregate_id = $2 and ($3::timestamptz is null or recorded_at <= $3)
          order by sequence",
@@ -50,12 +49,13 @@ pub async fn record_changes(
     .await?;
     rows.into_iter()
         .map(|r| {
-            let change =
-                RowChange::deserialize(&r.payload).map_err(|_| Error::UnreadableEvent {
-                    position: r.position,
-                    event_type: r.event_type.clone(),
-                    reason: "its payload is not a row change".into(),
-                })?;
+            let unreadable = || Error::UnreadableEvent {
+                position: r.position,
+                event_type: r.event_type.clone(),
+                reason: "its payload is not a row change".into(),
+            };
+            let payload = EventPayload::from_json(r.payload).map_err(|_| unreadable())?;
+            let change = payload.decode::<RowChange>().map_err(|_| unreadable())?;
             Ok(RecordChange {
                 event: StoredEvent {
                     position: r.position,
@@ -65,7 +65,7 @@ pub async fn record_changes(
                     sequence: r.sequence,
                     event_type: r.event_type,
                     event_version: r.event_version,
-                    payload: r.payload,
+                    payload,
                     metadata: r.metadata.0,
                     recorded_at: r.recorded_at,
                 },

@@ -44,7 +44,7 @@ pub mod users;
 use std::sync::Arc;
 
 pub use error::{Error, Result};
-pub use projection::{qualified, quote_ident, Projection};
+pub use projection::{qualified, quote_ident, Prepared, Projection};
 pub use read_models::{Health, ReadModels, READ_MODEL_CHANNEL};
 pub use registry::READ_MODEL_SCHEMA;
 pub use runner::{

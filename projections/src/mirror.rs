@@ -24,7 +24,7 @@ use domain::catalog::{
 use domain::event::StoredEvent;
 use domain::record::RowChange;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -206,7 +206,7 @@ impl Batch {
         let Some(spec) = spec_for_aggregate(&event.aggregate_type) else {
             return Ok(());
         };
-        let change = RowChange::deserialize(&event.payload).map_err(|_| {
+        let change = event.payload.decode::<RowChange>().map_err(|_| {
             unreadable(format!(
                 "its payload is not a row change of version {}",
                 event.event_version

@@ -14,7 +14,7 @@ use domain::envelope::{CDC_PHASE_KEY, REVERTS_KEY};
 use domain::event::StoredEvent;
 use domain::record::RowChange;
 use domain::tariff::{TariffEvent, TARIFF_SCHEDULE};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::postgres::PgArguments;
 use sqlx::types::Json;
@@ -100,7 +100,7 @@ fn row_mutation(event: &StoredEvent, change: RowChange, table: &str) -> Mutation
         old,
         new,
         changed,
-        Some(event.payload.clone()),
+        Some(event.payload.to_value()),
     )
 }
 
@@ -268,12 +268,16 @@ fn mutation_of(event: &StoredEvent) -> Result<Option<MutationRow>> {
         reason: reason.to_string(),
     };
     if event.aggregate_type == USER_ACCOUNT {
-        let user_event = UserEvent::deserialize(&event.payload)
+        let user_event = event
+            .payload
+            .decode::<UserEvent>()
             .map_err(|_| unreadable("its payload is not a user event"))?;
         return Ok(user_mutation(event, &user_event));
     }
     if event.aggregate_type == TARIFF_SCHEDULE {
-        let tariff_event = TariffEvent::deserialize(&event.payload)
+        let tariff_event = event
+            .payload
+            .decode::<TariffEvent>()
             .map_err(|_| unreadable("its payload is not a tariff event"))?;
         return Ok(tariff_mutation(event, &tariff_event));
     }
@@ -283,7 +287,9 @@ fn mutation_of(event: &StoredEvent) -> Result<Option<MutationRow>> {
     if event.metadata.get(CDC_PHASE_KEY).map(String::as_str) == Some("snapshot") {
         return Ok(None);
     }
-    let change = RowChange::deserialize(&event.payload)
+    let change = event
+        .payload
+        .decode::<RowChange>()
         .map_err(|_| unreadable("its payload is not a row change"))?;
     Ok(Some(row_mutation(event, change, spec.table)))
 }

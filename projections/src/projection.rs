@@ -35,11 +35,12 @@ pub trait Projection: Send + Sync {
     /// Every table created here gets a view of the same name in `read_model`.
     async fn create_tables(&self, conn: &mut PgConnection, schema: &str) -> Result<()>;
 
-    /// Creates the secondary indexes of the tables in `schema` (those no `apply` needs, e.g. for
-    /// the API's queries). Separate from [`create_tables`](Self::create_tables) so a rebuild can
-    /// build them once after filling the tables, instead of updating them row by row.
-    async fn create_indexes(&self, _conn: &mut PgConnection, _schema: &str) -> Result<()> {
-        Ok(())
+    /// The statements creating the secondary indexes of the tables in `schema` (those no `apply`
+    /// needs, e.g. for the API's queries). Separate from [`create_tables`](Self::create_tables)
+    /// so that a rebuild builds them once after filling the tables, side by side, instead of
+    /// updating them row by row.
+    fn secondary_indexes(&self, _schema: &str) -> Vec<String> {
+        Vec::new()
     }
 
     /// Whether the read model holds secrets (password hashes, token ids): analysts get no
@@ -55,7 +56,30 @@ pub trait Projection: Send + Sync {
         schema: &str,
         events: &[StoredEvent],
     ) -> Result<()>;
+
+    /// Does the part of applying `events` that needs no database (decoding payloads, folding
+    /// them into rows and sums), so that a rebuild can run it for the next batch on another
+    /// thread while the database writes this one. `None`: the projection has nothing to do ahead.
+    fn prepare(&self, _events: &[StoredEvent]) -> Result<Option<Prepared>> {
+        Ok(None)
+    }
+
+    /// Applies `events` given what [`prepare`](Self::prepare) made of them; the same tables must
+    /// result as from [`apply`](Self::apply).
+    async fn apply_prepared(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+        _prepared: Option<Prepared>,
+    ) -> Result<()> {
+        self.apply(conn, schema, events).await
+    }
 }
+
+/// What [`Projection::prepare`] made of a batch, handed back to the same projection's
+/// [`Projection::apply_prepared`] (which knows its type).
+pub type Prepared = Box<dyn std::any::Any + Send>;
 
 /// `schema.table` with both parts quoted as SQL identifiers.
 ///

@@ -2,7 +2,8 @@
 //! `read_model` views (tables in migrations/…_projections.sql).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use futures::{StreamExt, TryStreamExt};
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 use crate::projection::{qualified, quote_ident, Projection};
@@ -194,7 +195,7 @@ pub(crate) async fn create_generation(
         .await?;
     projection.create_tables(&mut *conn, &schema).await?;
     if indexes == Indexes::Now {
-        projection.create_indexes(&mut *conn, &schema).await?;
+        create_indexes(&mut *conn, projection, &schema).await?;
     }
     Ok(schema)
 }
@@ -307,6 +308,46 @@ pub(crate) async fn analyze_schema(conn: &mut PgConnection, schema: &str) -> Res
             .execute(&mut *conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Creates `projection`'s secondary indexes in `schema`, one after the other on `conn`.
+pub(crate) async fn create_indexes(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    schema: &str,
+) -> Result<()> {
+    for statement in projection.secondary_indexes(schema) {
+        sqlx::query(&statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Creates `projection`'s secondary indexes in the filled `schema`, then analyzes its tables:
+/// side by side on connections of `pool`, since each statement keeps one core busy and the
+/// swap waits for all of them.
+pub(crate) async fn index_and_analyze(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+) -> Result<()> {
+    let side_by_side = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let run_all = |statements: Vec<String>| async move {
+        futures::stream::iter(statements)
+            .map(|statement| async move { sqlx::query(&statement).execute(pool).await.map(drop) })
+            .buffer_unordered(side_by_side)
+            .try_collect::<Vec<()>>()
+            .await
+    };
+    run_all(projection.secondary_indexes(schema)).await?;
+    let tables = tables_of(&mut *pool.acquire().await?, schema).await?;
+    run_all(
+        tables
+            .iter()
+            .map(|table| format!("analyze {}", qualified(schema, table)))
+            .collect(),
+    )
+    .await?;
     Ok(())
 }
 

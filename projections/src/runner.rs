@@ -32,7 +32,7 @@ use domain::event::StoredEvent;
 
 use crate::error::{Error, Result};
 use crate::log::{self, BatchLimits};
-use crate::projection::Projection;
+use crate::projection::{Prepared, Projection};
 use crate::registry;
 
 /// The channel every append notifies with its last position (migrations/…_event_store.sql).
@@ -526,7 +526,7 @@ impl ProjectorRunner {
                 .await?;
             for projection in &self.projections {
                 projection.create_tables(&mut tx, schema).await?;
-                projection.create_indexes(&mut tx, schema).await?;
+                registry::create_indexes(&mut tx, projection.as_ref(), schema).await?;
             }
             tx.commit().await?;
         }
@@ -580,14 +580,14 @@ impl ProjectorRunner {
         };
         for projection in selected {
             self.ensure_ready_one(projection.as_ref()).await?;
-            self.rebuild_one(projection.as_ref(), progress).await?;
+            self.rebuild_one(projection, progress).await?;
         }
         Ok(())
     }
 
     async fn rebuild_one(
         &self,
-        projection: &dyn Projection,
+        projection: &Arc<dyn Projection>,
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
     ) -> Result<()> {
         let name = projection.name();
@@ -599,7 +599,7 @@ impl ProjectorRunner {
                 name: name.to_string(),
             });
         }
-        let generation = match self.start_rebuild(projection).await {
+        let generation = match self.start_rebuild(projection.as_ref()).await {
             Ok(generation) => generation,
             Err(e) => {
                 self.close_lock_connection(lock_conn, name).await;
@@ -675,7 +675,7 @@ impl ProjectorRunner {
 
     async fn fill_and_swap(
         &self,
-        projection: &dyn Projection,
+        projection: &Arc<dyn Projection>,
         generation: i32,
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
     ) -> Result<()> {
@@ -695,7 +695,9 @@ impl ProjectorRunner {
         .ok_or_else(|| Error::NotReady {
             name: name.to_string(),
         })?;
-        let (batches, mut ahead) = tokio::sync::mpsc::channel::<Result<log::Batch>>(1);
+        // Three stages, each a batch ahead of the next: reading the log, preparing the batch
+        // (decoding, folding; no database), and writing it.
+        let (batches, read) = tokio::sync::mpsc::channel::<Result<log::Batch>>(1);
         let reader = tokio::spawn(read_ahead(
             self.pool.clone(),
             start,
@@ -703,12 +705,20 @@ impl ProjectorRunner {
             self.options.rebuild_limits(),
             batches,
         ));
+        let (prepared_batches, mut ahead) = tokio::sync::mpsc::channel(1);
+        let preparer = tokio::spawn(prepare_ahead(
+            Arc::clone(projection),
+            read,
+            prepared_batches,
+        ));
         let mut checkpoint = start;
-        while let Some(batch) = ahead.recv().await {
-            let batch = batch?;
+        while let Some(prepared) = ahead.recv().await {
+            let (batch, prepared) = prepared?;
             let mut tx = crate::pg::begin(&self.pool).await?;
             if !batch.events.is_empty() {
-                projection.apply(&mut tx, &schema, &batch.events).await?;
+                projection
+                    .apply_prepared(&mut tx, &schema, &batch.events, prepared)
+                    .await?;
             }
             let moved = sqlx::query(
                 "update projection_rebuilds set position = $3, updated_at = now() \
@@ -743,18 +753,16 @@ impl ProjectorRunner {
             }
         }
         drop(ahead);
+        let _ = preparer.await;
         let _ = reader.await;
-        projection
-            .create_indexes(&mut *self.pool.acquire().await?, &schema)
-            .await?;
-        registry::analyze_schema(&mut *self.pool.acquire().await?, &schema).await?;
+        registry::index_and_analyze(&self.pool, projection.as_ref(), &schema).await?;
         // The swap: under the lock (no runner is mid-batch), apply what was appended since, then
         // point the views and the registry at the new generation, all in one transaction.
         let mut attempt = 0;
         let (position, head) = loop {
             attempt += 1;
             match self
-                .swap(projection, generation, &schema, &mut applied)
+                .swap(projection.as_ref(), generation, &schema, &mut applied)
                 .await
             {
                 Ok(done) => break done,
@@ -1017,6 +1025,42 @@ async fn read_ahead(
             return;
         }
         checkpoint = next;
+    }
+}
+
+/// A batch of the log with what the projection prepared of it.
+type PreparedBatch = (log::Batch, Option<Prepared>);
+
+/// Prepares each batch `read` hands over (on the blocking pool: it is CPU work) and passes it on,
+/// until the reader stops or the receiver goes.
+async fn prepare_ahead(
+    projection: Arc<dyn Projection>,
+    mut read: tokio::sync::mpsc::Receiver<Result<log::Batch>>,
+    prepared: tokio::sync::mpsc::Sender<Result<PreparedBatch>>,
+) {
+    while let Some(batch) = read.recv().await {
+        let outcome = match batch {
+            Ok(batch) if batch.events.is_empty() => Ok((batch, None)),
+            Ok(batch) => {
+                let preparing = Arc::clone(&projection);
+                tokio::task::spawn_blocking(move || {
+                    let ready = preparing.prepare(&batch.events)?;
+                    Ok((batch, ready))
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::PrepareFailed {
+                        name: projection.name().to_string(),
+                        reason: e.to_string(),
+                    })
+                })
+            }
+            Err(e) => Err(e),
+        };
+        let failed = outcome.is_err();
+        if prepared.send(outcome).await.is_err() || failed {
+            return;
+        }
     }
 }
 

@@ -16,7 +16,6 @@ use domain::record::{kinds, RecordKind, RowChange};
 use domain::records::config::TariffConfigRecord;
 use domain::tariff::{TariffEvent, TariffSchedule, TariffScope, TARIFF_SCHEDULE};
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -143,7 +142,9 @@ async fn apply_schedule_event(
     let history = qualified(schema, "tariff_history");
     let scope = TariffScope::from_aggregate_id(&event.aggregate_id)
         .ok_or_else(|| unreadable(event, "its aggregate id is not a tariff scope"))?;
-    let tariff_event = TariffEvent::deserialize(&event.payload)
+    let tariff_event = event
+        .payload
+        .decode::<TariffEvent>()
         .map_err(|_| unreadable(event, "its payload is not a tariff event"))?;
     let stored: Option<Json<TariffSchedule>> = sqlx::query_scalar(&format!(
         "select state from {schedules} where scope_id = $1"
@@ -317,7 +318,9 @@ async fn apply_config_event(
 ) -> Result<()> {
     let global = qualified(schema, "global_rate");
     let history = qualified(schema, "tariff_history");
-    let change = RowChange::deserialize(&event.payload)
+    let change = event
+        .payload
+        .decode::<RowChange>()
         .map_err(|_| unreadable(event, "its payload is not a row change"))?;
     let rate_of = |row: &domain::acdb::AcdbRow| TariffConfigRecord::from_row(row).rate;
     let (before, after) = match &change {

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::auth::{Role, UserAccount, UserEvent, UserType, USER_ACCOUNT};
 use domain::event::StoredEvent;
-use serde::Deserialize;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -94,14 +93,17 @@ impl Projection for UsersProjection {
                 continue;
             }
             let user_event =
-                UserEvent::deserialize(&event.payload).map_err(|_| Error::UnreadableEvent {
-                    position: event.position,
-                    event_type: event.event_type.clone(),
-                    reason: format!(
-                        "its payload is not a user event of version {}",
-                        event.event_version
-                    ),
-                })?;
+                event
+                    .payload
+                    .decode::<UserEvent>()
+                    .map_err(|_| Error::UnreadableEvent {
+                        position: event.position,
+                        event_type: event.event_type.clone(),
+                        reason: format!(
+                            "its payload is not a user event of version {}",
+                            event.event_version
+                        ),
+                    })?;
             if let UserEvent::TokenRevoked {
                 token_id,
                 expires_at,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use domain::chain::{link_hash, LinkedContent};
-use domain::event::{NewEvent, StoredEvent};
+use domain::event::{EventPayload, NewEvent, StoredEvent};
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -510,7 +510,7 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent> {
     let position: i64 = row.try_get(0)?;
     let payload_text: String = row.try_get(7)?;
     let metadata_text: String = row.try_get(8)?;
-    let payload = serde_json::from_str(&payload_text).map_err(|e| {
+    let payload = EventPayload::from_json(payload_text).map_err(|e| {
         Error::Store(format!(
             "the payload at position {position} is not readable JSON: {e}"
         ))

@@ -1261,7 +1261,7 @@ async fn append_again(pool: &PgPool) -> f64 {
                 sequence: e.sequence,
                 event_type: e.event_type,
                 event_version: e.event_version,
-                payload: e.payload,
+                payload: e.payload.to_value(),
                 metadata: e.metadata,
             })
             .collect();
