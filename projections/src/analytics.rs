@@ -352,7 +352,6 @@ async fn copy_transactions(
     table: &str,
     rows: Vec<TransactionRow>,
 ) -> Result<()> {
-    use sqlx::Connection;
     if rows.is_empty() {
         return Ok(());
     }
@@ -361,9 +360,12 @@ async fn copy_transactions(
         copy_line(&mut text, row);
     }
     let names: Vec<&str> = TRANSACTION_COLUMNS.iter().map(|(name, _)| *name).collect();
-    let mut savepoint = conn.begin().await?;
+    // A plain savepoint: `conn` is the caller's transaction, which must go on either way.
+    sqlx::query("savepoint ledger_copy")
+        .execute(&mut *conn)
+        .await?;
     let copied = async {
-        let mut copy = savepoint
+        let mut copy = conn
             .copy_in_raw(&format!("copy {table} ({}) from stdin", names.join(", ")))
             .await?;
         copy.send(text.as_bytes()).await?;
@@ -371,9 +373,16 @@ async fn copy_transactions(
     }
     .await;
     match copied {
-        Ok(_) => Ok(savepoint.commit().await?),
+        Ok(_) => {
+            sqlx::query("release savepoint ledger_copy")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-            savepoint.rollback().await?;
+            sqlx::query("rollback to savepoint ledger_copy")
+                .execute(&mut *conn)
+                .await?;
             tracing::warn!(
                 table,
                 rows = rows.len(),

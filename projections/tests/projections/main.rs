@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod analysts;
+mod analytics;
 mod customers;
 mod runner;
 mod support;
