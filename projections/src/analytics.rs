@@ -69,16 +69,19 @@ impl Projection for AnalyticsProjection {
         let days = qualified(schema, "quarter_days");
         let hours = qualified(schema, "reading_hours");
         let statements = [
+            // `source` (a table name) and the period keys are ccare's ASCII, which sorts the same
+            // in any locale: compared bytewise ("C"), the keys and indexes that hold them cost no
+            // locale-aware comparisons.
             format!(
                 "create table {transactions} (
-                    source     text not null,
+                    source     text collate \"C\" not null,
                     txn_id     bigint not null,
                     account    text,
                     site       text,
                     at         timestamp,
-                    date_state text not null,
-                    quarter    text,
-                    month      text,
+                    date_state text collate \"C\" not null,
+                    quarter    text collate \"C\",
+                    month      text collate \"C\",
                     day        date,
                     amount     numeric not null,
                     kwh        numeric not null,
@@ -94,7 +97,9 @@ impl Projection for AnalyticsProjection {
             format!("comment on column {transactions}.date_state is 'dated, missing (NULL or blank) or unparseable'"),
             format!("comment on column {transactions}.account is 'accountnumber trimmed; compared case-sensitively, as the legacy figures did'"),
             // apply recomputes an account's first periods from its rows: needed while filling.
-            format!("create index on {transactions} (source, account)"),
+            // Equality only (recomputing an account's first periods), so bytewise is enough;
+            // the query names the collation to use it.
+            format!("create index on {transactions} (source, account collate \"C\")"),
             format!(
                 "create table {totals} (
                     source      text not null,
@@ -151,7 +156,8 @@ impl Projection for AnalyticsProjection {
         let transactions = qualified(schema, "transactions");
         let first = qualified(schema, "account_first");
         vec![
-            format!("create index on {transactions} (source, upper(account))"),
+            // Case-insensitive account lookups (reports::account_ledger): equality, so bytewise.
+            format!("create index on {transactions} (source, upper(account) collate \"C\")"),
             format!("create index on {transactions} (source, quarter)"),
             format!("create index on {first} (source, first_quarter)"),
             format!("create index on {first} (source, first_month)"),
@@ -341,8 +347,8 @@ async fn upsert_transactions(
     Ok(())
 }
 
-/// Writes ledger rows that should not be in the table yet with COPY, which PostgreSQL loads
-/// several times faster than an upsert of the same rows.
+/// Writes ledger rows that should not be in the table yet with COPY (`text`: their lines, see
+/// [`copy_line`]), which PostgreSQL loads several times faster than an upsert of the same rows.
 ///
 /// A row whose key is there after all (a log that created a row twice) makes the COPY fail on
 /// the primary key; it is then undone to a savepoint and the rows are upserted instead, so the
@@ -351,13 +357,10 @@ async fn copy_transactions(
     conn: &mut PgConnection,
     table: &str,
     rows: Vec<TransactionRow>,
+    text: &str,
 ) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
-    }
-    let mut text = String::with_capacity(rows.len() * 160);
-    for row in &rows {
-        copy_line(&mut text, row);
     }
     let names: Vec<&str> = TRANSACTION_COLUMNS.iter().map(|(name, _)| *name).collect();
     // A plain savepoint: `conn` is the caller's transaction, which must go on either way.
@@ -457,6 +460,37 @@ fn copy_line(out: &mut String, row: &TransactionRow) {
     out.push('\n');
 }
 
+/// The ledger rows a batch deletes, replaces and creates, with the COPY text of the created
+/// ones made ahead (it is most of the CPU work of writing them).
+#[derive(Default)]
+struct LedgerWrites {
+    gone: Vec<(&'static str, i64)>,
+    touched: Vec<TransactionRow>,
+    fresh: Vec<TransactionRow>,
+    fresh_copy: String,
+}
+
+impl LedgerWrites {
+    fn of(
+        rows: BTreeMap<(&'static str, i64), Option<TransactionRow>>,
+        fresh: &BTreeSet<(&'static str, i64)>,
+    ) -> Self {
+        let mut writes = LedgerWrites::default();
+        for (key, row) in rows {
+            match row {
+                None => writes.gone.push(key),
+                Some(row) if fresh.contains(&key) => writes.fresh.push(row),
+                Some(row) => writes.touched.push(row),
+            }
+        }
+        writes.fresh_copy.reserve(writes.fresh.len() * 160);
+        for row in &writes.fresh {
+            copy_line(&mut writes.fresh_copy, row);
+        }
+        writes
+    }
+}
+
 /// The key of a `period_totals` row.
 type TotalKey = (&'static str, &'static str, String, String, bool);
 
@@ -476,6 +510,8 @@ struct Batch {
     /// Ledger rows this batch created (their first event in it is a creation): not in the table
     /// yet, so they are copied in rather than upserted.
     fresh: BTreeSet<(&'static str, i64)>,
+    /// What becomes of the ledger rows, once every event is added.
+    ledger: LedgerWrites,
     totals: HashMap<TotalKey, (Decimal, Decimal, i64)>,
     days: HashMap<(&'static str, String, NaiveDate), i64>,
     /// Accounts whose first period may only have moved earlier (rows created).
@@ -491,6 +527,7 @@ impl Batch {
         for event in events {
             batch.add(event)?;
         }
+        batch.ledger = LedgerWrites::of(std::mem::take(&mut batch.rows), &batch.fresh);
         Ok(batch)
     }
 
@@ -637,10 +674,10 @@ impl Batch {
         let days = qualified(schema, "quarter_days");
         let hours = qualified(schema, "reading_hours");
 
-        let (live, gone): (Vec<_>, Vec<_>) = self.rows.into_iter().partition(|(_, r)| r.is_some());
-        if !gone.is_empty() {
-            let sources: Vec<&str> = gone.iter().map(|((s, _), _)| *s).collect();
-            let ids: Vec<i64> = gone.iter().map(|((_, id), _)| *id).collect();
+        let ledger = self.ledger;
+        if !ledger.gone.is_empty() {
+            let sources: Vec<&str> = ledger.gone.iter().map(|(s, _)| *s).collect();
+            let ids: Vec<i64> = ledger.gone.iter().map(|(_, id)| *id).collect();
             sqlx::query(&format!(
                 "delete from {transactions} t using unnest($1::text[], $2::int8[]) as g(source, txn_id)
                  where t.source = g.source and t.txn_id = g.txn_id"
@@ -650,14 +687,8 @@ impl Batch {
             .execute(&mut *conn)
             .await?;
         }
-        let (fresh, touched): (Vec<_>, Vec<_>) = live
-            .into_iter()
-            .partition(|(key, _)| self.fresh.contains(key));
-        let rows = |rows: Vec<(_, Option<TransactionRow>)>| {
-            rows.into_iter().filter_map(|(_, r)| r).collect::<Vec<_>>()
-        };
-        upsert_transactions(conn, &transactions, rows(touched)).await?;
-        copy_transactions(conn, &transactions, rows(fresh)).await?;
+        upsert_transactions(conn, &transactions, ledger.touched).await?;
+        copy_transactions(conn, &transactions, ledger.fresh, &ledger.fresh_copy).await?;
 
         if !self.totals.is_empty() {
             #[derive(Serialize)]
@@ -797,7 +828,7 @@ impl Batch {
                         min(x.quarter) filter (where x.date_state = 'dated'),
                         min(x.month) filter (where x.date_state = 'dated')
                  from unnest($1::text[], $2::text[]) as t(source, account)
-                 join {transactions} x on x.source = t.source and x.account = t.account
+                 join {transactions} x on x.source = t.source and x.account = t.account collate \"C\"
                  group by t.source, t.account"
             ))
             .bind(&sources)

@@ -307,7 +307,7 @@ pub async fn account_ledger(
         let rows: Vec<LedgerRow> = sqlx::query_as(
             "select txn_id, account, meter_id, at, amount, rate, kwh, payment, balance
              from read_model.transactions
-             where source = $1 and upper(account) = upper($2)
+             where source = $1 and upper(account) collate \"C\" = upper($2)
              order by at desc nulls last, txn_id desc",
         )
         .bind(ledger)

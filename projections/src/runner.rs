@@ -715,6 +715,12 @@ impl ProjectorRunner {
         while let Some(prepared) = ahead.recv().await {
             let (batch, prepared) = prepared?;
             let mut tx = crate::pg::begin(&self.pool).await?;
+            // The generation is not live and its checkpoint commits with its rows: a crash can
+            // lose the last batches only together with their checkpoint, which the rebuild then
+            // reads again. No need to wait for each commit to reach the disk.
+            sqlx::query("set local synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
             if !batch.events.is_empty() {
                 projection
                     .apply_prepared(&mut tx, &schema, &batch.events, prepared)
@@ -1015,8 +1021,13 @@ async fn read_ahead(
             return;
         }
     };
+    // The first batches are small and grow to the full size: the later stages start on the
+    // first one as soon as it is read, instead of waiting for a full batch to be read and prepared.
+    let mut events = (limits.events / 16).max(1);
     loop {
-        let batch = log::read_batch(&mut conn, checkpoint, aggregate_types, limits).await;
+        let ramped = BatchLimits { events, ..limits };
+        events = (events * 2).min(limits.events);
+        let batch = log::read_batch(&mut conn, checkpoint, aggregate_types, ramped).await;
         let (done, next) = match &batch {
             Ok(batch) => (batch.caught_up(), batch.checkpoint),
             Err(_) => (true, checkpoint),
