@@ -15,7 +15,8 @@
 //! - [`auth`]: roles and permissions, and the user-account aggregate (state ccare owns);
 //! - [`command`]: command context and outcome, and the ports the write side implements;
 //! - [`write`]: validated writes of ACDB rows (tables, keys, columns, coerced values);
-//! - [`tariff`]: global, site and customer rate schedules with effective dates, and resolution.
+//! - [`tariff`]: global, site and customer rate schedules with effective dates, and resolution;
+//! - [`ticket`]: tickets and their numbers (`SITE-YYYY-NNNN`), categories and priorities.
 //!
 //! Nothing here performs I/O, spawns tasks or knows SQL: adapters feed rows in, projections read
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
@@ -39,4 +40,5 @@ pub mod record;
 pub mod records;
 pub mod site;
 pub mod tariff;
+pub mod ticket;
 pub mod write;
