@@ -39,6 +39,7 @@ mod registry;
 pub mod reports;
 mod runner;
 pub mod tariffs;
+pub mod tickets;
 pub mod users;
 
 use std::sync::Arc;
@@ -61,5 +62,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(tariffs::TariffsProjection),
         Arc::new(analytics::AnalyticsProjection),
         Arc::new(mirror::MirrorProjection),
+        Arc::new(tickets::TicketsProjection),
     ]
 }

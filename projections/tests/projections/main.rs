@@ -7,3 +7,4 @@ mod analytics;
 mod customers;
 mod runner;
 mod support;
+mod tickets;
