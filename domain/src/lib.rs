@@ -13,6 +13,7 @@
 //! - [`dates`]: the ACDB's date texts and the month/quarter periods of the analytics;
 //! - [`records`]: typed, read-only readings of captured rows, so projections hold no rules;
 //! - [`auth`]: roles and permissions, and the user-account aggregate (state ccare owns);
+//! - [`conversation`]: a customer's WhatsApp conversation (aggregate): messages, replies, its ticket;
 //! - [`command`]: command context and outcome, and the ports the write side implements;
 //! - [`write`]: validated writes of ACDB rows (tables, keys, columns, coerced values);
 //! - [`tariff`]: global, site and customer rate schedules with effective dates, and resolution;
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod catalog;
 pub mod chain;
 pub mod command;
+pub mod conversation;
 pub mod dashboard;
 pub mod dates;
 pub mod energy;
