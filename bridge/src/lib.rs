@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cloud_api;
+pub mod flow;
 pub mod llm;
 pub mod triage;
 pub mod ugridplan;
