@@ -109,6 +109,8 @@ pub enum Role {
     Api,
     Cdc,
     Projector,
+    /// The WhatsApp bridge (needs WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET; the api role
+    /// serves its webhook).
     Bridge,
     /// Publishes the event log to NATS JetStream (needs NATS_URL).
     Relay,

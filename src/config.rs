@@ -65,6 +65,28 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     /// `CCARE_JWT_TTL`: how long a token stays valid (default 8h, the legacy lifetime).
     pub jwt_ttl: Duration,
+    /// `WHATSAPP_VERIFY_TOKEN` and `WHATSAPP_APP_SECRET`, set together or not at all: the
+    /// WhatsApp Cloud API webhook. Unset, its routes answer 404 and the bridge role does not run.
+    pub whatsapp: Option<WhatsAppSettings>,
+}
+
+/// The secrets of the WhatsApp Cloud API webhook, both non-empty.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WhatsAppSettings {
+    /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's verify handshake must carry.
+    pub verify_token: String,
+    /// `WHATSAPP_APP_SECRET`: the Meta app secret, the HMAC key of every delivery's signature.
+    pub app_secret: String,
+}
+
+/// Redacted: settings are logged and printed, secrets must not be.
+impl fmt::Debug for WhatsAppSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhatsAppSettings")
+            .field("verify_token", &"<redacted>")
+            .field("app_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -276,6 +298,28 @@ impl Settings {
         }
         let jwt_ttl = duration("CCARE_JWT_TTL", "8h", Duration::from_secs(60))?;
 
+        // Half a configuration would leave the webhook refusing either Meta's handshake or every
+        // delivery, so it is refused at start-up instead.
+        let whatsapp = match (get("WHATSAPP_VERIFY_TOKEN"), get("WHATSAPP_APP_SECRET")) {
+            (Some(verify_token), Some(app_secret)) => Some(WhatsAppSettings {
+                verify_token,
+                app_secret,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError {
+                    var: "WHATSAPP_APP_SECRET",
+                    problem: "is not set, but WHATSAPP_VERIFY_TOKEN is: the WhatsApp webhook needs both (the app secret checks every delivery's signature)".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError {
+                    var: "WHATSAPP_VERIFY_TOKEN",
+                    problem: "is not set, but WHATSAPP_APP_SECRET is: the WhatsApp webhook needs both (Meta's verify handshake checks the token)".into(),
+                })
+            }
+        };
+
         Ok(Settings {
             database_url,
             acdb,
@@ -292,6 +336,15 @@ impl Settings {
             log_json,
             jwt_secret,
             jwt_ttl,
+            whatsapp,
+        })
+    }
+
+    /// The WhatsApp webhook settings, for the bridge role.
+    pub fn require_whatsapp(&self) -> Result<&WhatsAppSettings, ConfigError> {
+        self.whatsapp.as_ref().ok_or_else(|| ConfigError {
+            var: "WHATSAPP_VERIFY_TOKEN",
+            problem: "and WHATSAPP_APP_SECRET are not set: the bridge role needs both (the webhook's verify token and the Meta app secret)".into(),
         })
     }
 
@@ -383,6 +436,51 @@ mod tests {
         assert_eq!(err.var, "CCARE_JWT_SECRET");
         let ok = settings(&[("CCARE_JWT_SECRET", &"k".repeat(32))]).unwrap();
         assert_eq!(ok.require_jwt_secret().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn the_whatsapp_settings_are_read_together_and_never_printed() {
+        let s = settings(&[
+            ("WHATSAPP_VERIFY_TOKEN", " my-token "),
+            ("WHATSAPP_APP_SECRET", "0123456789abcdef"),
+        ])
+        .unwrap();
+        let whatsapp = s.require_whatsapp().unwrap();
+        assert_eq!(whatsapp.verify_token, "my-token");
+        assert_eq!(whatsapp.app_secret, "0123456789abcdef");
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains("my-token") && !printed.contains("0123456789abcdef"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn one_whatsapp_setting_without_the_other_names_the_missing_one() {
+        for (set, missing) in [
+            ("WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET"),
+            ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"),
+        ] {
+            for other in [None, Some(""), Some("  ")] {
+                let mut pairs = vec![(set, "value")];
+                pairs.extend(other.map(|blank| (missing, blank)));
+                let err = settings(&pairs).unwrap_err();
+                assert_eq!(err.var, missing, "{set} with {missing}={other:?}");
+                let line = err.to_string();
+                assert!(!line.contains('\n') && line.contains(set), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_whatsapp_settings_the_bridge_role_names_both_variables() {
+        let s = settings(&[("WHATSAPP_VERIFY_TOKEN", ""), ("WHATSAPP_APP_SECRET", " ")]).unwrap();
+        assert!(s.whatsapp.is_none());
+        let line = s.require_whatsapp().unwrap_err().to_string();
+        assert!(
+            line.contains("WHATSAPP_VERIFY_TOKEN") && line.contains("WHATSAPP_APP_SECRET"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!   `.accdb`/`.mdb` file, and generating a synthetic ACDB;
 //! - [`cdc`]: change capture, turning ACDB rows into events (snapshot, polling, reconciliation);
 //! - [`store`]: the event store (global log, idempotent append, hash chain) over PostgreSQL;
+//! - [`inbox`]: the durable inbox of WhatsApp webhook deliveries;
 //! - [`nats`]: distribution of the global log over NATS JetStream (outbox relay, event feed);
 //! - [`postgres`]: connecting to PostgreSQL, running migrations, and the embedded private cluster.
 //!
@@ -15,6 +16,7 @@ pub mod bench;
 pub mod cdc;
 pub mod commands;
 mod error;
+pub mod inbox;
 pub mod nats;
 pub mod postgres;
 pub mod store;

@@ -1,7 +1,8 @@
 //! ccare's HTTP surface (axum): the legacy-compatible JSON API, auth, and later the portal.
 //!
 //! Invariant: handlers read projections only; they never reach the ACDB. Writes go out as
-//! commands through the ports of `domain::command`, which the binary wires to the adapters.
+//! commands through the ports of `domain::command`, and verified WhatsApp deliveries into the
+//! inbox of `domain::inbox`; the binary wires the ports to the adapters.
 #![forbid(unsafe_code)]
 
 mod answers;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use domain::command::{AcdbWrites, ChainVerifier, Committed, TariffCommands, UserCommands};
+use domain::inbox::WebhookInbox;
 
 pub use auth::limiter::LoginLimiter;
 pub use auth::tokens::{SecretTooShort, TokenKeys, MIN_SECRET_BYTES};
@@ -43,6 +45,20 @@ pub struct Ports {
     pub writes: Arc<dyn AcdbWrites>,
     pub tariffs: Arc<dyn TariffCommands>,
     pub chain: Arc<dyn ChainVerifier>,
+    /// The WhatsApp Cloud API webhook; `None` when WhatsApp is not configured, and its routes
+    /// answer 404.
+    pub whatsapp: Option<WhatsAppWebhook>,
+}
+
+/// The WhatsApp Cloud API webhook: the secrets Meta's calls are checked with, and the inbox
+/// verified deliveries are stored in before Meta is answered.
+#[derive(Clone)]
+pub struct WhatsAppWebhook {
+    /// Echoed back in Meta's verify handshake (`hub.verify_token`); not empty.
+    pub verify_token: String,
+    /// The Meta app secret, the HMAC key of every delivery's `X-Hub-Signature-256`; not empty.
+    pub app_secret: String,
+    pub inbox: Arc<dyn WebhookInbox>,
 }
 
 /// What every handler can reach.
@@ -53,6 +69,7 @@ pub struct AppState {
     pub writes: Arc<dyn AcdbWrites>,
     pub tariffs: Arc<dyn TariffCommands>,
     pub chain: Arc<dyn ChainVerifier>,
+    pub whatsapp: Option<WhatsAppWebhook>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<LoginLimiter>,
     answers: Arc<answers::AnswerCache>,
@@ -66,6 +83,7 @@ impl AppState {
             writes: ports.writes,
             tariffs: ports.tariffs,
             chain: ports.chain,
+            whatsapp: ports.whatsapp,
             tokens: Arc::new(tokens),
             limiter: Arc::new(LoginLimiter::new()),
             answers: Arc::default(),
@@ -187,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(routes::dashboard::routes())
         .merge(routes::read_models::routes())
+        .merge(routes::whatsapp::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

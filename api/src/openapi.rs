@@ -24,6 +24,8 @@ pub(crate) enum Access {
     Tariffs,
     /// The role's write permission for the table (deletes: superadmin or onm_team).
     TableWriter,
+    /// No token: Meta's webhook calls, checked by the verify token or the body's signature.
+    MetaWebhook,
 }
 
 impl Access {
@@ -41,6 +43,9 @@ impl Access {
             Access::Tariffs => "Role superadmin, onm_team or finance_team.",
             Access::TableWriter => {
                 "An employee whose role may write the table (write_customers for customer tables, write_transactions for account history); deletes need superadmin or onm_team."
+            }
+            Access::MetaWebhook => {
+                "No token: Meta calls it. The verify handshake must carry the configured verify token, and a delivery a valid X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the app secret). 404 when WhatsApp is not configured."
             }
         }
     }
@@ -730,6 +735,30 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         "Per site: customers, meters, revenue and kWh to date.",
         Employee,
     ),
+    // The WhatsApp Cloud API webhook (Meta calls it).
+    op(
+        "get",
+        "/webhooks/whatsapp",
+        "whatsapp",
+        "Meta's verify handshake: the challenge as text/plain when the token matches, else 403.",
+        MetaWebhook,
+    )
+    .query(&[
+        ("hub.mode", "subscribe."),
+        ("hub.verify_token", "The configured verify token."),
+        ("hub.challenge", "Text to echo back."),
+    ]),
+    op(
+        "post",
+        "/webhooks/whatsapp",
+        "whatsapp",
+        "A delivery of messages and status updates, stored before the 200 ({status, delivery, redelivery}); 401 unsigned, 413 over 1 MiB, 400 not a delivery, 503 not stored (Meta retries).",
+        MetaWebhook,
+    )
+    .body(&[
+        ("object", "whatsapp_business_account."),
+        ("entry", "The entries, each with its changes."),
+    ]),
 ];
 
 fn parameter(name: &str, location: &str, description: &str, required: bool) -> Value {
@@ -771,7 +800,7 @@ fn operation(op: &Operation) -> Value {
             "422": {"$ref": "#/components/responses/Error"},
         },
     });
-    if op.access == Public {
+    if matches!(op.access, Public | MetaWebhook) {
         operation["security"] = json!([]);
     }
     if !op.body.is_empty() {
@@ -866,5 +895,18 @@ mod tests {
         assert!(doc["paths"]["/api/mutations"]["get"]
             .get("security")
             .is_none());
+    }
+
+    #[test]
+    fn the_whatsapp_webhook_needs_no_token_because_meta_calls_it() {
+        let doc = document();
+        for method in ["get", "post"] {
+            let operation = &doc["paths"]["/webhooks/whatsapp"][method];
+            assert_eq!(operation["security"], json!([]), "{method}");
+            assert!(operation["description"]
+                .as_str()
+                .unwrap()
+                .contains("X-Hub-Signature-256"));
+        }
     }
 }

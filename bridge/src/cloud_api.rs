@@ -7,8 +7,9 @@
 //!
 //! 1. refuse a body longer than [`MAX_BODY_BYTES`] before reading all of it;
 //! 2. [`verify_signature`] over the raw bytes, exactly as received;
-//! 3. keep the raw body (the durable inbox) and answer 200;
-//! 4. [`parse_delivery`], then [`inbound_items`].
+//! 3. [`parse_delivery`] (a signed body that is not a delivery is answered 400), and
+//!    [`inbound_items`] for the message ids that recognise a redelivery;
+//! 4. keep the raw body with those ids (the durable inbox) and answer 200.
 //!
 //! The wire types mirror Meta's JSON, ignore whatever Meta adds, make every field optional and
 //! stop at this module: the rest of the bridge sees [`InboundItem`]s.
@@ -157,8 +158,9 @@ fn secrets_equal(expected: &[u8], given: &[u8]) -> bool {
     tag(given).verify_slice(&expected_tag).is_ok()
 }
 
-/// Why a signed body is not a delivery this module can read. The body was authentic, so the
-/// inbox keeps it for a replay once the cause is fixed; Meta has already had its 200.
+/// Why a signed body is not a delivery this module can read. The webhook answers 400 without
+/// storing it, and Meta retries it. The wire types are lenient (every field optional, unknown
+/// ones ignored), so it takes a body that is not JSON or has a field of the wrong type.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error(

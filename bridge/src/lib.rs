@@ -1,7 +1,10 @@
 //! The WhatsApp bridge: Cloud API webhooks, triage and ticket conversations.
 //!
-//! Not built yet (see docs/roadmap.md). `ccare serve` starts the bridge role only when WhatsApp
-//! is configured, and says so at start-up.
+//! Built so far: the webhook's intake. The `api` crate serves `/webhooks/whatsapp` with the pure
+//! checks of [`cloud_api`] and stores every verified delivery in the inbox
+//! (`domain::inbox`) before Meta is answered. Processing the inbox is not built yet (see
+//! docs/roadmap.md). WhatsApp is configured by `WHATSAPP_VERIFY_TOKEN` and
+//! `WHATSAPP_APP_SECRET`, read by the binary's configuration like every setting.
 #![forbid(unsafe_code)]
 
 pub mod cloud_api;
@@ -10,9 +13,3 @@ pub mod llm;
 pub mod triage;
 pub mod ugridplan;
 pub mod whatsapp;
-
-/// Whether the environment configures the WhatsApp bridge. Until the bridge exists no setting
-/// turns it on, and `ccare serve` reports the role as not configured.
-pub fn is_configured() -> bool {
-    false
-}

@@ -15,6 +15,7 @@
 //! - [`auth`]: roles and permissions, and the user-account aggregate (state ccare owns);
 //! - [`conversation`]: a customer's WhatsApp conversation (aggregate): messages, replies, its ticket;
 //! - [`command`]: command context and outcome, and the ports the write side implements;
+//! - [`inbox`]: the port of the durable inbox of WhatsApp webhook deliveries;
 //! - [`write`]: validated writes of ACDB rows (tables, keys, columns, coerced values);
 //! - [`tariff`]: global, site and customer rate schedules with effective dates, and resolution;
 //! - [`ticket`]: tickets and their numbers (`SITE-YYYY-NNNN`), categories and priorities.
@@ -35,6 +36,7 @@ pub mod dates;
 pub mod energy;
 pub mod envelope;
 pub mod event;
+pub mod inbox;
 pub mod money;
 pub mod phone;
 mod quantity;

@@ -90,3 +90,19 @@ fn a_token_secret_shorter_than_32_bytes_stops_start_up() {
     assert_eq!(out.status.code(), Some(2));
     assert_one_error_line(&out, &["CCARE_JWT_SECRET", "at least 32 bytes"]);
 }
+
+#[test]
+fn the_bridge_role_refuses_to_start_without_both_whatsapp_settings() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let neither = ccare(&["serve", "--role", "bridge"], &[], dir.path());
+    let half = ccare(
+        &["serve", "--role", "bridge"],
+        &[("WHATSAPP_VERIFY_TOKEN", "a-token")],
+        dir.path(),
+    );
+
+    assert_one_error_line(&neither, &["WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET"]);
+    assert_eq!(half.status.code(), Some(2));
+    assert_one_error_line(&half, &["WHATSAPP_APP_SECRET", "is not set"]);
+}

@@ -9,6 +9,7 @@ pub(crate) fn ccare(args: &[&str], vars: &[(&str, &str)], data_dir: &Path) -> Ou
         if k == "DATABASE_URL"
             || k.starts_with("ACDB_")
             || k.starts_with("CCARE_")
+            || k.starts_with("WHATSAPP_")
             || k == "NATS_URL"
         {
             cmd.env_remove(k);

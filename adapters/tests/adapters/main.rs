@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)]
 mod acdb;
 mod cdc;
+mod inbox;
 mod nats;
 mod postgres;
 mod store;

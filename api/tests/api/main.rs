@@ -14,4 +14,5 @@ mod rebuilds;
 mod reports;
 mod support;
 mod tariffs;
+mod whatsapp;
 mod writes;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use adapters::acdb::{self, AcdbLocation};
 use adapters::cdc::{Cdc, CdcConfig, NoProgress};
 use adapters::commands::{TariffSchedules, UserAccounts};
+use adapters::inbox::PgWebhookInbox;
 use adapters::store::EventStore;
 use adapters::writer::{AuditedWriter, WriteQueue, WriterClaims};
 use api::auth::passwords;
@@ -59,6 +60,16 @@ impl TestApp {
     /// Like [`start`](Self::start), with `prepare` run on the ACDB before it is imported (a
     /// fixture of hand-written rows).
     pub(crate) async fn start_with(prepare: impl FnOnce(&TestAcdb)) -> TestApp {
+        Self::build(prepare, None).await
+    }
+
+    /// Like [`start`](Self::start), with the WhatsApp webhook configured with these secrets and
+    /// storing deliveries in the PostgreSQL inbox.
+    pub(crate) async fn start_with_whatsapp(verify_token: &str, app_secret: &str) -> TestApp {
+        Self::build(|_| {}, Some((verify_token, app_secret))).await
+    }
+
+    async fn build(prepare: impl FnOnce(&TestAcdb), whatsapp: Option<(&str, &str)>) -> TestApp {
         let db = testkit::pg::fresh_database().await;
         let acdb = testkit::acdb::generated_small();
         prepare(&acdb);
@@ -110,6 +121,11 @@ impl TestApp {
             writes: Arc::new(WriteQueue::new(db.pool.clone(), Duration::from_secs(20))),
             tariffs: Arc::new(TariffSchedules::new(db.pool.clone())),
             chain: Arc::new(EventStore::new(db.pool.clone())),
+            whatsapp: whatsapp.map(|(verify_token, app_secret)| api::WhatsAppWebhook {
+                verify_token: verify_token.into(),
+                app_secret: app_secret.into(),
+                inbox: Arc::new(PgWebhookInbox::new(db.pool.clone())),
+            }),
         };
         let state = AppState::new(ReadModels::new(db.pool.clone()), ports, tokens);
         TestApp {

@@ -127,6 +127,7 @@ async fn start_api(
         writes: Arc::new(WriteQueue::new(pool.clone(), Duration::from_secs(30))),
         tariffs: Arc::new(TariffSchedules::new(pool.clone())),
         chain: Arc::new(EventStore::new(pool.clone())),
+        whatsapp: None,
     };
     let secret = api::auth::passwords::random_secret();
     let state = api::AppState::new(
