@@ -7,7 +7,7 @@
 //! only an approved template).
 
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::ticket::TicketNumber;
@@ -344,29 +344,13 @@ impl Conversation {
     }
 }
 
-impl Aggregate for Conversation {
-    const TYPE: &'static str = CONVERSATION;
-    type Command = ConversationCommand;
-    type Event = ConversationEvent;
-    type Error = ConversationError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(event);
-    }
-}
+aggregate_by_decide!(
+    Conversation,
+    CONVERSATION,
+    ConversationCommand,
+    ConversationEvent,
+    ConversationError
+);
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,37 @@
 //! facts out. cqrs-es is used only for its `Aggregate`/`DomainEvent` traits.
 #![forbid(unsafe_code)]
 
+/// Implements cqrs-es's `Aggregate` for an aggregate whose commands need no services, from its
+/// own `decide(&self, command) -> Result<Vec<Event>, Error>` and `apply_event(&mut self, event)`,
+/// which hold the rules and are what the unit tests call.
+macro_rules! aggregate_by_decide {
+    ($aggregate:ty, $type_name:expr, $command:ty, $event:ty, $error:ty) => {
+        impl cqrs_es::Aggregate for $aggregate {
+            const TYPE: &'static str = $type_name;
+            type Command = $command;
+            type Event = $event;
+            type Error = $error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: Self::Command,
+                _services: &Self::Services,
+                sink: &cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), Self::Error> {
+                for event in self.decide(command)? {
+                    sink.write(event, self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, event: Self::Event) {
+                self.apply_event(event);
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod acdb;
 pub mod auth;

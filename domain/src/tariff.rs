@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -361,29 +361,13 @@ pub fn resolve(
     }
 }
 
-impl Aggregate for TariffSchedule {
-    const TYPE: &'static str = TARIFF_SCHEDULE;
-    type Command = TariffCommand;
-    type Event = TariffEvent;
-    type Error = TariffError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(event);
-    }
-}
+aggregate_by_decide!(
+    TariffSchedule,
+    TARIFF_SCHEDULE,
+    TariffCommand,
+    TariffEvent,
+    TariffError
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::site::SiteCode;
@@ -299,29 +299,13 @@ impl TicketSeries {
     }
 }
 
-impl Aggregate for TicketSeries {
-    const TYPE: &'static str = TICKET_SERIES;
-    type Command = SeriesCommand;
-    type Event = SeriesEvent;
-    type Error = SeriesExhausted;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(event);
-    }
-}
+aggregate_by_decide!(
+    TicketSeries,
+    TICKET_SERIES,
+    SeriesCommand,
+    SeriesEvent,
+    SeriesExhausted
+);
 
 /// Where a ticket stands. Staff move it; a closed or resolved ticket can be reopened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -608,29 +592,7 @@ impl Ticket {
     }
 }
 
-impl Aggregate for Ticket {
-    const TYPE: &'static str = TICKET;
-    type Command = TicketCommand;
-    type Event = TicketEvent;
-    type Error = TicketError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.apply_event(event);
-    }
-}
+aggregate_by_decide!(Ticket, TICKET, TicketCommand, TicketEvent, TicketError);
 
 #[cfg(test)]
 mod tests {

@@ -34,8 +34,8 @@ use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
-use crate::error::{Error, Result};
-use crate::projection::{qualified, Prepared, Projection};
+use crate::error::Result;
+use crate::projection::{decode_payload, execute_all, qualified, unreadable, Prepared, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "analytics";
@@ -146,10 +146,7 @@ impl Projection for AnalyticsProjection {
             ),
             format!("comment on table {hours} is 'ccare: per meter, community (upper-cased; empty if none) and hour of day, the sum and number of non-null tblmeterdata1 power readings (kW)'"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     fn secondary_indexes(&self, schema: &str) -> Vec<String> {
@@ -532,21 +529,11 @@ impl Batch {
     }
 
     fn add(&mut self, event: &StoredEvent) -> Result<()> {
-        let unreadable = |reason: &str| Error::UnreadableEvent {
-            position: event.position,
-            event_type: event.event_type.clone(),
-            reason: reason.to_string(),
-        };
         let aggregate_type = event.aggregate_type.as_str();
         if !AGGREGATE_TYPES.contains(&aggregate_type) {
             return Ok(());
         }
-        let change = event.payload.decode::<RowChange>().map_err(|_| {
-            unreadable(&format!(
-                "its payload is not a row change of version {}",
-                event.event_version
-            ))
-        })?;
+        let change: RowChange = decode_payload(event, "a row change")?;
         let created = matches!(change, RowChange::Created { .. });
         let (before, after) = match &change {
             RowChange::Created { row } => (None, Some(row)),
@@ -564,7 +551,7 @@ impl Batch {
         }
         let source = spec_for_aggregate(aggregate_type)
             .map(|spec| spec.table)
-            .ok_or_else(|| unreadable("its aggregate type names no captured table"))?;
+            .ok_or_else(|| unreadable(event, "its aggregate type names no captured table"))?;
         let before = before.and_then(TransactionRecord::from_row);
         let after = after.and_then(TransactionRecord::from_row);
         if let Some(old) = &before {

@@ -29,8 +29,10 @@ use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::error::{Error, Result};
-use crate::projection::{insert_rows, qualified, Columns, Projection};
+use crate::error::Result;
+use crate::projection::{
+    decode_payload, execute_all, insert_rows, qualified, unreadable, Columns, Projection,
+};
 
 /// The projection's permanent name.
 pub const NAME: &str = "customers";
@@ -158,10 +160,7 @@ impl Projection for CustomersProjection {
             format!("create index on {meters} (upper(account_key))"),
             format!("create index on {meters} using gin (lower(account_key) gin_trgm_ops)"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     async fn apply(
@@ -195,22 +194,11 @@ impl LatestRows {
     fn fold(events: &[StoredEvent]) -> Result<Self> {
         let mut latest = LatestRows::default();
         for event in events {
-            let unreadable = |reason: &str| Error::UnreadableEvent {
-                position: event.position,
-                event_type: event.event_type.clone(),
-                reason: reason.to_string(),
-            };
             let aggregate_type = event.aggregate_type.as_str();
             if !AGGREGATE_TYPES.contains(&aggregate_type) {
                 continue;
             }
-            // The reason names the shape only: a serde message could quote row contents.
-            let change = event.payload.decode::<RowChange>().map_err(|_| {
-                unreadable(&format!(
-                    "its payload is not a row change of version {}",
-                    event.event_version
-                ))
-            })?;
+            let change: RowChange = decode_payload(event, "a row change")?;
             let current = match change {
                 RowChange::Created { row } | RowChange::Updated { after: row, .. } => Some(row),
                 RowChange::Deleted { .. } => None,
@@ -221,7 +209,7 @@ impl LatestRows {
                     let id = event
                         .aggregate_id
                         .parse::<i64>()
-                        .map_err(|_| unreadable("its aggregate id is not a customer id"))?;
+                        .map_err(|_| unreadable(event, "its aggregate id is not a customer id"))?;
                     latest.customers.insert(id, state);
                 }
                 ACCOUNT => {

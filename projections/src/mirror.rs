@@ -29,8 +29,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::error::{Error, Result};
-use crate::projection::{insert_rows, qualified, Projection};
+use crate::error::Result;
+use crate::projection::{decode_payload, execute_all, insert_rows, qualified, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "mirror";
@@ -96,10 +96,7 @@ impl Projection for MirrorProjection {
             ),
             format!("comment on table {tables} is 'ccare: per captured table, its live row count'"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     async fn apply(
@@ -198,20 +195,10 @@ struct Batch {
 
 impl Batch {
     fn add(&mut self, event: &StoredEvent) -> Result<()> {
-        let unreadable = |reason: String| Error::UnreadableEvent {
-            position: event.position,
-            event_type: event.event_type.clone(),
-            reason,
-        };
         let Some(spec) = spec_for_aggregate(&event.aggregate_type) else {
             return Ok(());
         };
-        let change = event.payload.decode::<RowChange>().map_err(|_| {
-            unreadable(format!(
-                "its payload is not a row change of version {}",
-                event.event_version
-            ))
-        })?;
+        let change: RowChange = decode_payload(event, "a row change")?;
         let (before, after) = match &change {
             RowChange::Created { row } => (None, Some(row)),
             RowChange::Updated { before, after, .. } => (Some(before), Some(after)),

@@ -21,7 +21,7 @@ use sqlx::types::Json;
 use sqlx::{Arguments, PgConnection, PgPool};
 
 use crate::error::{Error, Result};
-use crate::projection::{qualified, Projection};
+use crate::projection::{execute_all, qualified, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "mutations";
@@ -356,10 +356,7 @@ impl Projection for MutationsProjection {
             format!("create index on {table} (user_id, id)"),
             format!("create index on {table} (recorded_at)"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     async fn apply(

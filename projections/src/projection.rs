@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A read model built from the global log.
 ///
@@ -80,6 +80,43 @@ pub trait Projection: Send + Sync {
 /// What [`Projection::prepare`] made of a batch, handed back to the same projection's
 /// [`Projection::apply_prepared`] (which knows its type).
 pub type Prepared = Box<dyn std::any::Any + Send>;
+
+/// Runs `statements` (a projection's DDL) one after the other on `conn`.
+pub(crate) async fn execute_all(
+    conn: &mut PgConnection,
+    statements: impl IntoIterator<Item = String>,
+) -> Result<()> {
+    for statement in statements {
+        sqlx::query(&statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The error for an event a projection cannot read.
+pub(crate) fn unreadable(event: &StoredEvent, reason: impl Into<String>) -> Error {
+    Error::UnreadableEvent {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// `event`'s payload decoded as `T`, described as `shape` ("a row change") when it is not one.
+/// The error names the shape and version only: a serde message could quote the row's contents.
+pub(crate) fn decode_payload<'a, T: serde::Deserialize<'a>>(
+    event: &'a StoredEvent,
+    shape: &str,
+) -> Result<T> {
+    event.payload.decode().map_err(|_| {
+        unreadable(
+            event,
+            format!(
+                "its payload is not {shape} of version {}",
+                event.event_version
+            ),
+        )
+    })
+}
 
 /// `schema.table` with both parts quoted as SQL identifiers.
 ///

@@ -19,8 +19,8 @@ use rust_decimal::Decimal;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::error::{Error, Result};
-use crate::projection::{qualified, Projection};
+use crate::error::Result;
+use crate::projection::{execute_all, qualified, unreadable, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "tariffs";
@@ -31,14 +31,6 @@ const AGGREGATE_TYPES: &[&str] = &[TARIFF_SCHEDULE, TARIFF_CONFIG];
 /// Builds the `tariffs` read model.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TariffsProjection;
-
-fn unreadable(event: &StoredEvent, reason: &str) -> Error {
-    Error::UnreadableEvent {
-        position: event.position,
-        event_type: event.event_type.clone(),
-        reason: reason.to_string(),
-    }
-}
 
 #[async_trait]
 impl Projection for TariffsProjection {
@@ -109,10 +101,7 @@ impl Projection for TariffsProjection {
             ),
             format!("comment on table {global} is 'ccare: tblconfig rows and their therate (the global tariff) as last captured'"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     async fn apply(

@@ -12,8 +12,8 @@ use domain::event::StoredEvent;
 use domain::ticket::{TicketEvent, TicketStatus, TICKET};
 use sqlx::PgConnection;
 
-use crate::error::{Error, Result};
-use crate::projection::{qualified, Projection};
+use crate::error::Result;
+use crate::projection::{decode_payload, execute_all, qualified, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "tickets";
@@ -80,10 +80,7 @@ impl Projection for TicketsProjection {
             format!("comment on table {activity} is 'ccare: every event of every ticket in order (kind opened, commented, status-changed, reclassified, forwarded); text is the comment, the reason or the new classification'"),
             format!("create index on {activity} (ticket_number, position)"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     async fn apply(
@@ -98,18 +95,7 @@ impl Projection for TicketsProjection {
             if event.aggregate_type != TICKET {
                 continue;
             }
-            let ticket_event =
-                event
-                    .payload
-                    .decode::<TicketEvent>()
-                    .map_err(|_| Error::UnreadableEvent {
-                        position: event.position,
-                        event_type: event.event_type.clone(),
-                        reason: format!(
-                            "its payload is not a ticket event of version {}",
-                            event.event_version
-                        ),
-                    })?;
+            let ticket_event: TicketEvent = decode_payload(event, "a ticket event")?;
             let number = &event.aggregate_id;
             // Who did it: the envelope's user, else its channel (the bridge, the system).
             let actor = event

@@ -15,8 +15,8 @@ use domain::event::StoredEvent;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::error::{Error, Result};
-use crate::projection::{qualified, Projection};
+use crate::error::Result;
+use crate::projection::{decode_payload, execute_all, qualified, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "users";
@@ -74,10 +74,7 @@ impl Projection for UsersProjection {
             ),
             format!("comment on table {revoked} is 'ccare: tokens logged out before their expiry'"),
         ];
-        for statement in statements {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
-        Ok(())
+        execute_all(conn, statements).await
     }
 
     async fn apply(
@@ -92,18 +89,7 @@ impl Projection for UsersProjection {
             if event.aggregate_type != USER_ACCOUNT {
                 continue;
             }
-            let user_event =
-                event
-                    .payload
-                    .decode::<UserEvent>()
-                    .map_err(|_| Error::UnreadableEvent {
-                        position: event.position,
-                        event_type: event.event_type.clone(),
-                        reason: format!(
-                            "its payload is not a user event of version {}",
-                            event.event_version
-                        ),
-                    })?;
+            let user_event: UserEvent = decode_payload(event, "a user event")?;
             if let UserEvent::TokenRevoked {
                 token_id,
                 expires_at,
