@@ -646,3 +646,47 @@ async fn a_rebuild_that_died_shows_as_not_running_and_the_next_rebuild_replaces_
         (ProjectionState::Live, None)
     );
 }
+
+#[tokio::test]
+async fn catching_up_a_log_the_planner_thinks_empty_refreshes_its_statistics_first() {
+    // Arrange: 12,000 events appended at once, as an import does; the planner's estimate of the
+    // log is still that of the empty table.
+    let mut h = Harness::new().await;
+    h.capture.row("tblcustomer", mpho()).await;
+    let template = h.capture.store().read_after(0, 1).await.unwrap().remove(0);
+    let events: Vec<domain::event::NewEvent> = (1..=12_000)
+        .map(|i| domain::event::NewEvent {
+            event_id: uuid::Uuid::new_v4(),
+            aggregate_type: "TariffConfig".into(),
+            aggregate_id: format!("bulk-{i}"),
+            sequence: 1,
+            event_type: "TariffConfigCreated".into(),
+            event_version: "1".into(),
+            payload: serde_json::json!({"Created": {"row": {}}}),
+            metadata: template.metadata.clone(),
+        })
+        .collect();
+    h.capture.store().append(&events).await.unwrap();
+    let estimate = || async {
+        let tuples: f32 =
+            sqlx::query_scalar("select reltuples from pg_class where oid = 'event_log'::regclass")
+                .fetch_one(h.pool())
+                .await
+                .unwrap();
+        tuples
+    };
+    assert!(estimate().await < 6_000.0, "not analyzed yet");
+    let runner = h.runner();
+    runner.ensure_ready().await.unwrap();
+
+    // Act
+    runner.catch_up().await.unwrap();
+
+    // Assert: analyzed (the estimate is the log's size), and the customer was applied.
+    assert!(estimate().await >= 12_000.0, "{}", estimate().await);
+    let customers: i64 = sqlx::query_scalar("select count(*) from read_model.customers")
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
+    assert_eq!(customers, 1);
+}
