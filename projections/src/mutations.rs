@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use domain::auth::{UserEvent, USER_ACCOUNT};
 use domain::catalog::spec_for_aggregate;
 use domain::envelope::{CDC_PHASE_KEY, REVERTS_KEY};
-use domain::event::StoredEvent;
+use domain::event::{EventPayload, StoredEvent};
 use domain::record::RowChange;
 use domain::tariff::{TariffEvent, TARIFF_SCHEDULE};
 use serde::Serialize;
@@ -21,7 +21,7 @@ use sqlx::types::Json;
 use sqlx::{Arguments, PgConnection, PgPool};
 
 use crate::error::{Error, Result};
-use crate::projection::{execute_all, qualified, Projection};
+use crate::projection::{execute_all, qualified, unreadable, Projection};
 
 /// The projection's permanent name.
 pub const NAME: &str = "mutations";
@@ -66,7 +66,7 @@ struct MutationRow {
     command_id: Option<String>,
     correlation_id: Option<String>,
     reverts: Option<i64>,
-    event: Option<Value>,
+    event: Option<EventPayload>,
 }
 
 fn user_type_of(role: Option<&str>) -> Option<&'static str> {
@@ -93,15 +93,7 @@ fn row_mutation(event: &StoredEvent, change: RowChange, table: &str) -> Mutation
         ),
         RowChange::Deleted { before } => ("delete", Some(before.to_plain_json()), None, vec![]),
     };
-    base_row(
-        event,
-        action_name(kind, revert),
-        table,
-        old,
-        new,
-        changed,
-        Some(event.payload.to_value()),
-    )
+    base_row(event, action_name(kind, revert), table, old, new, changed)
 }
 
 fn base_row(
@@ -111,7 +103,6 @@ fn base_row(
     old_values: Option<Value>,
     new_values: Option<Value>,
     changed: Vec<String>,
-    payload: Option<Value>,
 ) -> MutationRow {
     let m = &event.metadata;
     MutationRow {
@@ -132,7 +123,8 @@ fn base_row(
         command_id: m.get("causation_id").cloned(),
         correlation_id: m.get("correlation_id").cloned(),
         reverts: m.get(REVERTS_KEY).and_then(|r| r.parse().ok()),
-        event: payload,
+        // The stored payload as it is: the exact event a revert compensates.
+        event: Some(event.payload.clone()),
     }
 }
 
@@ -214,7 +206,6 @@ fn user_mutation(event: &StoredEvent, user_event: &UserEvent) -> Option<Mutation
         old,
         new,
         changed,
-        serde_json::to_value(user_event).ok(),
     ))
 }
 
@@ -256,29 +247,23 @@ fn tariff_mutation(event: &StoredEvent, tariff_event: &TariffEvent) -> Option<Mu
         old,
         new,
         vec!["rate_lsl".into()],
-        serde_json::to_value(tariff_event).ok(),
     ))
 }
 
 /// The audit row of `event`, if it is a mutation.
 fn mutation_of(event: &StoredEvent) -> Result<Option<MutationRow>> {
-    let unreadable = |reason: &str| Error::UnreadableEvent {
-        position: event.position,
-        event_type: event.event_type.clone(),
-        reason: reason.to_string(),
-    };
     if event.aggregate_type == USER_ACCOUNT {
         let user_event = event
             .payload
             .decode::<UserEvent>()
-            .map_err(|_| unreadable("its payload is not a user event"))?;
+            .map_err(|_| unreadable(event, "its payload is not a user event"))?;
         return Ok(user_mutation(event, &user_event));
     }
     if event.aggregate_type == TARIFF_SCHEDULE {
         let tariff_event = event
             .payload
             .decode::<TariffEvent>()
-            .map_err(|_| unreadable("its payload is not a tariff event"))?;
+            .map_err(|_| unreadable(event, "its payload is not a tariff event"))?;
         return Ok(tariff_mutation(event, &tariff_event));
     }
     let Some(spec) = spec_for_aggregate(&event.aggregate_type) else {
@@ -290,7 +275,7 @@ fn mutation_of(event: &StoredEvent) -> Result<Option<MutationRow>> {
     let change = event
         .payload
         .decode::<RowChange>()
-        .map_err(|_| unreadable("its payload is not a row change"))?;
+        .map_err(|_| unreadable(event, "its payload is not a row change"))?;
     Ok(Some(row_mutation(event, change, spec.table)))
 }
 
