@@ -1,4 +1,5 @@
-//! Commands on the aggregates ccare owns (users and tariff schedules; tickets later), through
+//! Commands on the aggregates ccare owns (users, tariff schedules, tickets and their number
+//! series, WhatsApp conversations), through
 //! cqrs-es and postgres-es. postgres-es writes the `events` view, so these events join the same
 //! global log, hash chain and notifications as the captured ones.
 
@@ -6,13 +7,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cqrs_es::{Aggregate, AggregateError};
-use postgres_es::PostgresCqrs;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use postgres_es::{PostgresCqrs, PostgresEventRepository};
 use sqlx::PgPool;
 
 use domain::auth::{Credentials, UserAccount, UserCommand, UserError};
-use domain::command::{CommandContext, CommandError, Committed, TariffCommands, UserCommands};
+use domain::command::{
+    CommandContext, CommandError, Committed, ConversationCommands, TariffCommands, TicketCommands,
+    UserCommands,
+};
+use domain::conversation::{Conversation, ConversationCommand, ConversationError};
+use domain::phone::PhoneNumber;
+use domain::site::SiteCode;
 use domain::tariff::{TariffCommand, TariffError, TariffSchedule, TariffScope};
+use domain::ticket::{
+    series_id, SeriesCommand, SeriesError, Ticket, TicketCommand, TicketError, TicketNumber,
+    TicketSeries,
+};
 
 /// How often a command that lost an optimistic-concurrency race is tried again.
 const CONFLICT_RETRIES: usize = 3;
@@ -70,6 +82,19 @@ where
         });
         task.await
             .map_err(|e| CommandError::Unavailable(format!("the command task failed: {e}")))?
+    }
+}
+
+impl<A> Executor<A>
+where
+    A: Aggregate + 'static,
+{
+    /// Aggregate `id` as its stored events leave it (the default state when it has none).
+    pub async fn load(&self, id: &str) -> Result<A, CommandError<A::Error>> {
+        let store: PersistedEventStore<PostgresEventRepository, A> =
+            PersistedEventStore::new_event_store(PostgresEventRepository::new(self.pool.clone()));
+        let mut context = store.load_aggregate(id).await.map_err(map_error)?;
+        Ok(std::mem::take(context.aggregate()))
     }
 }
 
@@ -141,5 +166,94 @@ impl TariffCommands for TariffSchedules {
         self.0
             .execute(&scope.aggregate_id(), command, context)
             .await
+    }
+}
+
+/// Tickets and the series their numbers come from, on postgres-es.
+pub struct Tickets {
+    tickets: Executor<Ticket>,
+    series: Executor<TicketSeries>,
+}
+
+impl Tickets {
+    pub fn new(pool: PgPool) -> Self {
+        Tickets {
+            tickets: Executor::new(pool.clone(), ()),
+            series: Executor::new(pool, ()),
+        }
+    }
+}
+
+#[async_trait]
+impl TicketCommands for Tickets {
+    async fn allocate_number(
+        &self,
+        site: &SiteCode,
+        year: i32,
+        for_ref: &str,
+        context: &CommandContext,
+    ) -> Result<TicketNumber, CommandError<SeriesError>> {
+        let id = series_id(site.as_str(), year);
+        let allocate = SeriesCommand::Allocate {
+            for_ref: for_ref.to_string(),
+        };
+        self.series.execute(&id, allocate, context).await?;
+        // The series remembers the allocation by its reference: reading it back is exact even
+        // when other allocations came in between.
+        let serial = self
+            .series
+            .load(&id)
+            .await?
+            .serial_for(for_ref.trim())
+            .ok_or_else(|| {
+                CommandError::Unavailable(format!(
+                    "the series {id} does not show the number it allocated for {for_ref}"
+                ))
+            })?;
+        TicketNumber::new(site, year, serial)
+            .map_err(|_| CommandError::Rejected(SeriesError::Exhausted))
+    }
+
+    async fn execute(
+        &self,
+        number: &TicketNumber,
+        command: TicketCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<TicketError>> {
+        self.tickets
+            .execute(&number.to_string(), command, context)
+            .await
+    }
+
+    async fn load(&self, number: &TicketNumber) -> Result<Ticket, CommandError<TicketError>> {
+        self.tickets.load(&number.to_string()).await
+    }
+}
+
+/// WhatsApp conversations, one per phone number (E.164), on postgres-es.
+pub struct Conversations(Executor<Conversation>);
+
+impl Conversations {
+    pub fn new(pool: PgPool) -> Self {
+        Conversations(Executor::new(pool, ()))
+    }
+}
+
+#[async_trait]
+impl ConversationCommands for Conversations {
+    async fn execute(
+        &self,
+        phone: &PhoneNumber,
+        command: ConversationCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<ConversationError>> {
+        self.0.execute(phone.as_str(), command, context).await
+    }
+
+    async fn load(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Conversation, CommandError<ConversationError>> {
+        self.0.load(phone.as_str()).await
     }
 }

@@ -18,6 +18,7 @@ pub mod commands;
 mod error;
 pub mod inbox;
 pub mod nats;
+pub mod outbox;
 pub mod postgres;
 pub mod store;
 pub mod tariffs;

@@ -21,23 +21,7 @@ use domain::ticket::{Category, Priority, TicketNumber, DEFAULT_SITE};
 use crate::llm::Decision;
 use crate::triage;
 
-/// The customer behind a phone number, as the customer read model knows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownCustomer {
-    pub customer_id: i64,
-    pub first_name: String,
-    pub last_name: String,
-    /// The customer's site (from their record or account), if any.
-    pub site: Option<String>,
-}
-
-impl KnownCustomer {
-    pub fn full_name(&self) -> String {
-        format!("{} {}", self.first_name.trim(), self.last_name.trim())
-            .trim()
-            .to_string()
-    }
-}
+pub use domain::conversation::KnownCustomer;
 
 /// The first step for a message: what decides it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +188,7 @@ mod tests {
             first_name: "Mpho".into(),
             last_name: "Mokoena".into(),
             site: Some("MAK".into()),
+            plot: None,
         }
     }
 

@@ -12,6 +12,9 @@
 pub mod cloud_api;
 pub mod flow;
 pub mod llm;
+pub mod outbox_items;
+pub mod senders;
 pub mod triage;
 pub mod ugridplan;
 pub mod whatsapp;
+pub mod worker;

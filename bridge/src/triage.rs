@@ -230,7 +230,7 @@ const OUTAGE: &[&str] = &[
     "ha ho motlakase/mabone/power/electricity/lights",
     "motlakase/mabone + ha o/a/e eo/teng",
     "motlakase/mabone + ha o/a/e sebetse/tuke/khanye",
-    "motlakase/mabone + tima/timme/timeha/timetse/khaoh*",
+    "motlakase/mabone + tima/timme/timeha/timetse/khaoh*/tsamaile",
     "timile",
     "lefif*",
 ];
@@ -797,6 +797,27 @@ pub fn ticket_updated_reply(ticket_number: &str) -> String {
     )
 }
 
+/// The reply once a sender the bridge did not know is matched to a customer by the account
+/// number they gave.
+pub fn account_found_reply(name: &str) -> String {
+    bilingual(
+        &format!(
+            "Kea leboha, {name}. Re fumane akhaonto ea hao. Ka kopo, re hlalosetse bothata ba hao."
+        ),
+        &format!(
+            "Thank you, {name}. We have found your account. Please tell us about your problem."
+        ),
+    )
+}
+
+/// The reply when the account number a sender gave matches no customer.
+pub fn account_not_found_reply(account: &str) -> String {
+    bilingual(
+        &format!("Ha re fumane akhaonto {account}. Ka kopo, sheba nomoro hape kapa u re romelle lebitso la motse oa hao."),
+        &format!("We could not find the account {account}. Please check the number, or send us the name of your village."),
+    )
+}
+
 /// The reply when nothing more specific can be said, e.g. after a failure.
 pub fn received_reply() -> String {
     bilingual(
@@ -998,6 +1019,7 @@ mod tests {
         ("Hakena motlakasi from yesterday pls", NoPower, P1, true, false),
         ("hake na motlakase ntate, 0012SHG", NoPower, P1, true, false),
         ("Ha ho motlakase mona Ha Makebe", NoPower, P1, true, false),
+        ("Motlakase o tsamaile hape", NoPower, P1, true, false),
         ("MABONE A TIMILE KAOFELA MOTSENG", NoPower, P1, true, false),
         ("Motlakase o timile hoseng hona 😡", NoPower, P1, true, false),
         ("ntate re lefifing ka nako ena, 0045MAK", NoPower, P1, true, false),

@@ -167,3 +167,51 @@ pub trait ChainVerifier: Send + Sync {
     /// From the first event (`full`), or from the last verified checkpoint.
     async fn verify(&self, full: bool) -> Result<ChainCheck, String>;
 }
+
+/// The tickets ccare owns (events only): numbering and every change of a ticket.
+#[async_trait]
+pub trait TicketCommands: Send + Sync {
+    /// The number of a ticket to open at `site` in `year` for `for_ref` (what the ticket is for,
+    /// e.g. a WhatsApp message id): the next of the series the first time, the same number again
+    /// for the same reference.
+    async fn allocate_number(
+        &self,
+        site: &crate::site::SiteCode,
+        year: i32,
+        for_ref: &str,
+        context: &CommandContext,
+    ) -> Result<crate::ticket::TicketNumber, CommandError<crate::ticket::SeriesError>>;
+
+    async fn execute(
+        &self,
+        number: &crate::ticket::TicketNumber,
+        command: crate::ticket::TicketCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<crate::ticket::TicketError>>;
+
+    /// The ticket as its events left it (`Ticket::default()` for a number never opened).
+    async fn load(
+        &self,
+        number: &crate::ticket::TicketNumber,
+    ) -> Result<crate::ticket::Ticket, CommandError<crate::ticket::TicketError>>;
+}
+
+/// The WhatsApp conversations ccare owns (events only), one per phone number.
+#[async_trait]
+pub trait ConversationCommands: Send + Sync {
+    async fn execute(
+        &self,
+        phone: &crate::phone::PhoneNumber,
+        command: crate::conversation::ConversationCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, CommandError<crate::conversation::ConversationError>>;
+
+    /// The conversation as its events left it (`Conversation::default()` for a new number).
+    async fn load(
+        &self,
+        phone: &crate::phone::PhoneNumber,
+    ) -> Result<
+        crate::conversation::Conversation,
+        CommandError<crate::conversation::ConversationError>,
+    >;
+}

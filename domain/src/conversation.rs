@@ -6,10 +6,13 @@
 //! the customer last wrote (the Cloud API allows free text only within 24 hours of that; after it,
 //! only an approved template).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::account::AccountNumber;
+use crate::phone::PhoneNumber;
 use crate::ticket::TicketNumber;
 
 /// The aggregate type of conversations.
@@ -172,8 +175,41 @@ pub struct Conversation {
     pub recent_message_ids: Vec<String>,
     /// Replies queued and not yet accepted by the Cloud API.
     pub unsent_replies: Vec<String>,
-    /// What the Cloud API reported of each sent reply.
+    /// What the Cloud API reported of each sent reply (the latest ones).
     pub deliveries: Vec<ReplyDelivery>,
+    /// The ids of the latest replies queued, sent or not: queueing one again changes nothing.
+    #[serde(default)]
+    pub recent_reply_ids: Vec<String>,
+    /// The latest texts exchanged, oldest first: the context an LLM triage is given (this
+    /// conversation's own, never another's).
+    #[serde(default)]
+    pub recent_exchanges: Vec<RecentExchange>,
+}
+
+/// One text of a conversation, in or out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentExchange {
+    pub from_customer: bool,
+    pub text: String,
+}
+
+/// How many texts a conversation keeps for the triage's context.
+const REMEMBERED_EXCHANGES: usize = 6;
+
+/// How many replies a conversation remembers (ids and delivery statuses).
+const REMEMBERED_REPLIES: usize = 64;
+
+/// The id of the reply to message `message_id`: each inbound message gets exactly one reply, so
+/// a worker that handles a message again after a crash queues nothing twice.
+pub fn reply_id_for(message_id: &str) -> String {
+    format!("re:{message_id}")
+}
+
+fn push_bounded<T>(items: &mut Vec<T>, item: T, limit: usize) {
+    items.push(item);
+    if items.len() > limit {
+        items.remove(0);
+    }
 }
 
 /// The statuses reported for one sent reply.
@@ -205,6 +241,11 @@ impl Conversation {
     pub fn follow_up_ticket(&self, now: DateTime<Utc>, window: Duration) -> Option<&TicketNumber> {
         let touched = self.ticket_touched_at?;
         (now - touched <= window).then_some(self.ticket.as_ref()?)
+    }
+
+    /// Whether message `message_id` has been handled to the end (its reply is queued).
+    pub fn answered(&self, message_id: &str) -> bool {
+        self.recent_reply_ids.contains(&reply_id_for(message_id))
     }
 
     /// Whether free text may be sent at `now` (the customer wrote within 24 hours).
@@ -250,7 +291,12 @@ impl Conversation {
                 ConversationEvent::CustomerIdentified { customer_id, how }
             }
             C::AskForAccount => ConversationEvent::AskedForAccount,
-            C::LinkTicket { number } => ConversationEvent::TicketLinked { number },
+            C::LinkTicket { number } => {
+                if self.ticket.as_ref() == Some(&number) {
+                    return Ok(Vec::new());
+                }
+                ConversationEvent::TicketLinked { number }
+            }
             C::QueueReply {
                 reply_id,
                 text,
@@ -259,6 +305,12 @@ impl Conversation {
             } => {
                 if text.trim().is_empty() {
                     return Err(ConversationError::Empty { field: "text" });
+                }
+                if reply_id.trim().is_empty() {
+                    return Err(ConversationError::Empty { field: "reply_id" });
+                }
+                if self.recent_reply_ids.contains(&reply_id) {
+                    return Ok(Vec::new());
                 }
                 ConversationEvent::ReplyQueued {
                     reply_id,
@@ -292,15 +344,27 @@ impl Conversation {
         match event {
             ConversationEvent::MessageReceived {
                 message_id,
+                text,
                 sent_at,
                 ..
             } => {
                 // Out-of-order deliveries must not move the window back.
                 self.last_inbound_at = self.last_inbound_at.max(Some(sent_at));
                 self.last_exchange_at = self.last_exchange_at.max(Some(sent_at));
-                self.recent_message_ids.push(message_id);
-                if self.recent_message_ids.len() > REMEMBERED_MESSAGE_IDS {
-                    self.recent_message_ids.remove(0);
+                push_bounded(
+                    &mut self.recent_message_ids,
+                    message_id,
+                    REMEMBERED_MESSAGE_IDS,
+                );
+                if let Some(text) = text {
+                    push_bounded(
+                        &mut self.recent_exchanges,
+                        RecentExchange {
+                            from_customer: true,
+                            text,
+                        },
+                        REMEMBERED_EXCHANGES,
+                    );
                 }
                 if self.ticket.is_some() {
                     self.ticket_touched_at = self.ticket_touched_at.max(Some(sent_at));
@@ -315,8 +379,19 @@ impl Conversation {
                 self.ticket = Some(number);
                 self.ticket_touched_at = self.last_exchange_at;
             }
-            ConversationEvent::ReplyQueued { reply_id, at, .. } => {
-                self.unsent_replies.push(reply_id);
+            ConversationEvent::ReplyQueued {
+                reply_id, text, at, ..
+            } => {
+                self.unsent_replies.push(reply_id.clone());
+                push_bounded(&mut self.recent_reply_ids, reply_id, REMEMBERED_REPLIES);
+                push_bounded(
+                    &mut self.recent_exchanges,
+                    RecentExchange {
+                        from_customer: false,
+                        text,
+                    },
+                    REMEMBERED_EXCHANGES,
+                );
                 self.last_exchange_at = self.last_exchange_at.max(Some(at));
                 if self.ticket.is_some() {
                     self.ticket_touched_at = self.ticket_touched_at.max(Some(at));
@@ -333,15 +408,50 @@ impl Conversation {
                         }
                         delivery.reported.push(status);
                     }
-                    None => self.deliveries.push(ReplyDelivery {
-                        wamid,
-                        status: status.clone(),
-                        reported: vec![status],
-                    }),
+                    None => push_bounded(
+                        &mut self.deliveries,
+                        ReplyDelivery {
+                            wamid,
+                            status: status.clone(),
+                            reported: vec![status],
+                        },
+                        REMEMBERED_REPLIES,
+                    ),
                 }
             }
         }
     }
+}
+
+/// The customer behind a phone number or account, as the customer read model knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownCustomer {
+    pub customer_id: i64,
+    pub first_name: String,
+    pub last_name: String,
+    /// The customer's site (from their record or account), if any.
+    pub site: Option<String>,
+    pub plot: Option<String>,
+}
+
+impl KnownCustomer {
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.first_name.trim(), self.last_name.trim())
+            .trim()
+            .to_string()
+    }
+}
+
+/// Where the bridge finds the customer who writes (implemented over the customer read model).
+#[async_trait]
+pub trait CustomerDirectory: Send + Sync {
+    /// The customer whose record holds `phone` (in any of the legacy spellings); `None` when no
+    /// record does, or when several customers share it (the bridge then asks for the account).
+    async fn by_phone(&self, phone: &PhoneNumber) -> Result<Option<KnownCustomer>, String>;
+    /// The customer holding `account`.
+    async fn by_account(&self, account: &AccountNumber) -> Result<Option<KnownCustomer>, String>;
+    /// The customer with id `customer_id` (one the conversation was linked to before).
+    async fn by_id(&self, customer_id: i64) -> Result<Option<KnownCustomer>, String>;
 }
 
 aggregate_by_decide!(
@@ -472,6 +582,41 @@ mod tests {
         );
         run(&mut c, status("failed"));
         assert_eq!(c.deliveries[0].status, "failed");
+    }
+
+    #[test]
+    fn a_message_is_answered_once_its_reply_is_queued_and_queueing_or_linking_again_changes_nothing(
+    ) {
+        let mut c = Conversation::default();
+        run(&mut c, receive("wamid.1", 0));
+        assert!(!c.answered("wamid.1"));
+        assert_eq!(
+            run(&mut c, ConversationCommand::LinkTicket { number: ticket() }).len(),
+            1
+        );
+        assert!(run(&mut c, ConversationCommand::LinkTicket { number: ticket() }).is_empty());
+        let reply = ConversationCommand::QueueReply {
+            reply_id: reply_id_for("wamid.1"),
+            text: "Re amohetse molaetsa oa hao.".into(),
+            kind: ReplyKind::Text,
+            at: at(1),
+        };
+        assert_eq!(run(&mut c, reply.clone()).len(), 1);
+        assert!(c.answered("wamid.1"));
+        assert!(run(&mut c, reply).is_empty());
+        assert_eq!(
+            c.recent_exchanges,
+            vec![
+                RecentExchange {
+                    from_customer: true,
+                    text: "Ha ke na motlakase".into()
+                },
+                RecentExchange {
+                    from_customer: false,
+                    text: "Re amohetse molaetsa oa hao.".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub mod envelope;
 pub mod event;
 pub mod inbox;
 pub mod money;
+pub mod outbox;
 pub mod phone;
 mod quantity;
 pub mod record;

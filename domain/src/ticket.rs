@@ -246,21 +246,33 @@ impl From<TicketNumber> for String {
 /// The aggregate type of a series of ticket numbers.
 pub const TICKET_SERIES: &str = "TicketSeries";
 
+/// How many allocations a series remembers by the reference they were made for: enough for
+/// every retry of a message still being worked on.
+const REMEMBERED_ALLOCATIONS: usize = 256;
+
 /// The ticket numbers of one site and year given so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketSeries {
     pub last: u32,
+    /// The latest allocations, by what they were made for, oldest first.
+    pub recent: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SeriesCommand {
-    /// The next number of the series.
-    Allocate,
+    /// The next number of the series, for `for_ref` (what the ticket is opened for, e.g. the
+    /// WhatsApp message id). Asking again for the same reference allocates nothing: a worker
+    /// that retries after a crash gets the number it had, and no number is skipped.
+    Allocate { for_ref: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SeriesEvent {
-    NumberAllocated { serial: u32 },
+    NumberAllocated {
+        serial: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ref: Option<String>,
+    },
 }
 
 /// The version of [`SeriesEvent`]'s shape.
@@ -278,23 +290,55 @@ impl DomainEvent for SeriesEvent {
     }
 }
 
-/// A series that has given every number it can (beyond u32: never in practice).
+/// Why a series gave no number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the series of ticket numbers is exhausted")]
-pub struct SeriesExhausted;
+pub enum SeriesError {
+    /// Every number it can give is given (beyond u32: never in practice).
+    #[error("the series of ticket numbers is exhausted")]
+    Exhausted,
+    #[error("for_ref: must not be empty")]
+    NoReference,
+}
 
 impl TicketSeries {
-    pub fn decide(&self, command: SeriesCommand) -> Result<Vec<SeriesEvent>, SeriesExhausted> {
+    /// The number allocated for `for_ref`, if this series still remembers it.
+    pub fn serial_for(&self, for_ref: &str) -> Option<u32> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(r, _)| r == for_ref)
+            .map(|(_, serial)| *serial)
+    }
+
+    pub fn decide(&self, command: SeriesCommand) -> Result<Vec<SeriesEvent>, SeriesError> {
         match command {
-            SeriesCommand::Allocate => Ok(vec![SeriesEvent::NumberAllocated {
-                serial: self.last.checked_add(1).ok_or(SeriesExhausted)?,
-            }]),
+            SeriesCommand::Allocate { for_ref } => {
+                let for_ref = for_ref.trim();
+                if for_ref.is_empty() {
+                    return Err(SeriesError::NoReference);
+                }
+                if self.serial_for(for_ref).is_some() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![SeriesEvent::NumberAllocated {
+                    serial: self.last.checked_add(1).ok_or(SeriesError::Exhausted)?,
+                    for_ref: Some(for_ref.to_string()),
+                }])
+            }
         }
     }
 
     pub fn apply_event(&mut self, event: SeriesEvent) {
         match event {
-            SeriesEvent::NumberAllocated { serial } => self.last = serial,
+            SeriesEvent::NumberAllocated { serial, for_ref } => {
+                self.last = serial;
+                if let Some(for_ref) = for_ref {
+                    self.recent.push((for_ref, serial));
+                    if self.recent.len() > REMEMBERED_ALLOCATIONS {
+                        self.recent.remove(0);
+                    }
+                }
+            }
         }
     }
 }
@@ -304,7 +348,7 @@ aggregate_by_decide!(
     TICKET_SERIES,
     SeriesCommand,
     SeriesEvent,
-    SeriesExhausted
+    SeriesError
 );
 
 /// Where a ticket stands. Staff move it; a closed or resolved ticket can be reopened.
@@ -659,19 +703,48 @@ mod tests {
     }
 
     #[test]
-    fn a_series_gives_each_number_once_in_order() {
+    fn a_series_gives_each_number_once_in_order_and_the_same_one_again_for_the_same_reference() {
         let mut series = TicketSeries::default();
         let mut given = Vec::new();
-        for _ in 0..3 {
-            for event in series.decide(SeriesCommand::Allocate).unwrap() {
-                let SeriesEvent::NumberAllocated { serial } = event.clone();
+        for reference in ["wamid.1", "wamid.2", "wamid.1", "wamid.3"] {
+            let allocate = SeriesCommand::Allocate {
+                for_ref: reference.into(),
+            };
+            for event in series.decide(allocate).unwrap() {
+                let SeriesEvent::NumberAllocated { serial, .. } = event.clone();
                 given.push(serial);
                 series.apply_event(event);
             }
         }
-        assert_eq!(given, vec![1, 2, 3]);
-        let full = TicketSeries { last: u32::MAX };
-        assert_eq!(full.decide(SeriesCommand::Allocate), Err(SeriesExhausted));
+        assert_eq!(given, vec![1, 2, 3], "wamid.1 again allocates nothing");
+        assert_eq!(series.serial_for("wamid.1"), Some(1));
+        assert_eq!(series.serial_for("wamid.3"), Some(3));
+        let full = TicketSeries {
+            last: u32::MAX,
+            recent: Vec::new(),
+        };
+        let allocate = || SeriesCommand::Allocate {
+            for_ref: "wamid.9".into(),
+        };
+        assert_eq!(full.decide(allocate()), Err(SeriesError::Exhausted));
+        assert_eq!(
+            series.decide(SeriesCommand::Allocate {
+                for_ref: " ".into()
+            }),
+            Err(SeriesError::NoReference)
+        );
+    }
+
+    #[test]
+    fn an_allocation_stored_before_references_existed_still_reads() {
+        let old: SeriesEvent = serde_json::from_str(r#"{"NumberAllocated":{"serial":4}}"#).unwrap();
+        assert_eq!(
+            old,
+            SeriesEvent::NumberAllocated {
+                serial: 4,
+                for_ref: None
+            }
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 pub mod analysts;
 pub mod analytics;
 pub mod customers;
+mod directory;
 mod error;
 pub mod exports;
 pub mod history;

@@ -1,0 +1,196 @@
+//! The bridge's outbox over PostgreSQL (`bridge_outbox`; see the migration): [`PgOutbox`], the
+//! implementation of [`Outbox`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use domain::outbox::{NewOutboxItem, Outbox, OutboxChannel, OutboxItem};
+
+use crate::{Error, Result};
+
+/// The outbox in the ccare database.
+#[derive(Debug, Clone)]
+pub struct PgOutbox {
+    pool: PgPool,
+}
+
+impl PgOutbox {
+    pub fn new(pool: PgPool) -> Self {
+        PgOutbox { pool }
+    }
+
+    async fn insert(&self, item: &NewOutboxItem) -> Result<bool> {
+        let mut tx = crate::postgres::begin(&self.pool).await?;
+        // Items to one recipient are queued one after the other, so the spacing is computed from
+        // the previous one's time without a race.
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended('bridge_outbox:' || $1, 0))")
+            .bind(&item.recipient)
+            .execute(&mut *tx)
+            .await?;
+        let spacing_ms = item.spacing.num_milliseconds().max(0);
+        let queued = sqlx::query(
+            "insert into bridge_outbox (channel, key, recipient, payload, not_before)
+             select $1, $2, $3, $4::jsonb,
+                    greatest($5::timestamptz,
+                             (select max(not_before) from bridge_outbox
+                              where channel = $1 and recipient = $3)
+                             + make_interval(secs => $6::double precision / 1000))
+             on conflict (key) do nothing",
+        )
+        .bind(item.channel.as_str())
+        .bind(&item.key)
+        .bind(&item.recipient)
+        .bind(&item.payload)
+        .bind(item.not_before)
+        .bind(spacing_ms as f64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(queued == 1)
+    }
+
+    async fn due_items(
+        &self,
+        channel: OutboxChannel,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>> {
+        let rows: Vec<ItemRow> = sqlx::query_as(
+            "select id, key, recipient, payload::text as payload, queued_at, not_before, attempts, last_error
+             from (select distinct on (recipient) *
+                   from bridge_outbox
+                   where channel = $1 and done_at is null
+                   order by recipient, id) as first_per_recipient
+             where not_before <= $2
+             order by not_before, id
+             limit $3",
+        )
+        .bind(channel.as_str())
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| OutboxItem {
+                id: row.id,
+                channel,
+                key: row.key,
+                recipient: row.recipient,
+                payload: row.payload,
+                queued_at: row.queued_at,
+                not_before: row.not_before,
+                attempts: row.attempts,
+                last_error: row.last_error,
+            })
+            .collect())
+    }
+
+    async fn finish(&self, id: i64, outcome: Option<&str>, error: Option<&str>) -> Result<()> {
+        let updated = sqlx::query(
+            "update bridge_outbox
+             set done_at = now(), outcome = $2, gave_up = $3,
+                 last_error = coalesce($4, last_error),
+                 attempts = attempts + case when $3 then 1 else 0 end
+             where id = $1 and done_at is null",
+        )
+        .bind(id)
+        .bind(outcome)
+        .bind(error.is_some())
+        .bind(error)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.found(id, updated).await
+    }
+
+    async fn again_at(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
+        let updated = sqlx::query(
+            "update bridge_outbox set attempts = attempts + 1, last_error = $3, not_before = $2
+             where id = $1 and done_at is null",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.found(id, updated).await
+    }
+
+    async fn found(&self, id: i64, updated: u64) -> Result<()> {
+        if updated == 1 {
+            return Ok(());
+        }
+        let exists: bool =
+            sqlx::query_scalar("select exists (select from bridge_outbox where id = $1)")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Err(Error::Store(if exists {
+            format!("bridge outbox: item {id} is already done")
+        } else {
+            format!("bridge outbox: there is no item {id}")
+        }))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    id: i64,
+    key: String,
+    recipient: String,
+    payload: String,
+    queued_at: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+    attempts: i32,
+    last_error: Option<String>,
+}
+
+#[async_trait]
+impl Outbox for PgOutbox {
+    async fn enqueue(&self, item: NewOutboxItem) -> std::result::Result<bool, String> {
+        // On a task of its own: a caller going away must not leave a statement half-way.
+        let outbox = self.clone();
+        tokio::spawn(async move { outbox.insert(&item).await })
+            .await
+            .map_err(|e| format!("the outbox task failed: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+
+    async fn due(
+        &self,
+        channel: OutboxChannel,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> std::result::Result<Vec<OutboxItem>, String> {
+        self.due_items(channel, now, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn complete(&self, id: i64, outcome: &str) -> std::result::Result<(), String> {
+        self.finish(id, Some(outcome), None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn retry(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> std::result::Result<(), String> {
+        self.again_at(id, at, error)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn give_up(&self, id: i64, error: &str) -> std::result::Result<(), String> {
+        self.finish(id, None, Some(error))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
