@@ -58,6 +58,11 @@ pub struct RunnerOptions {
     pub swap_lock_timeout: Duration,
     /// How many times a rebuild tries to swap in its generation.
     pub swap_attempts: u32,
+    /// A projection that has applied nothing yet and is at least this many events behind the
+    /// head is built by the rebuild pipeline (read, prepare and write a batch ahead of each
+    /// other, indexes after filling) instead of batch by batch: the first start after a large
+    /// import then takes minutes instead of most of an hour.
+    pub first_build_min_events: i64,
 }
 
 impl Default for RunnerOptions {
@@ -69,6 +74,7 @@ impl Default for RunnerOptions {
             poll_interval: Duration::from_secs(3),
             swap_lock_timeout: Duration::from_secs(5),
             swap_attempts: 10,
+            first_build_min_events: 100_000,
         }
     }
 }
@@ -267,9 +273,7 @@ impl ProjectorRunner {
         self.check_names()?;
         let mut applied = 0;
         for projection in &self.projections {
-            applied += self
-                .catch_up_one(projection.as_ref(), &mut || false)
-                .await?;
+            applied += self.catch_up_one(projection, &mut || false).await?;
         }
         Ok(applied)
     }
@@ -277,14 +281,15 @@ impl ProjectorRunner {
     /// Applies batches of one projection until it is caught up or `stop()` says to stop.
     async fn catch_up_one(
         &self,
-        projection: &dyn Projection,
+        projection: &Arc<dyn Projection>,
         stop: &mut (dyn FnMut() -> bool + Send),
     ) -> Result<u64> {
+        let mut applied = self.first_build(projection).await?;
+        let projection = projection.as_ref();
         let normal = self.options.limits();
         let mut limits = normal;
         // Events still to apply one at a time after a batch failed.
         let mut single_steps = 0;
-        let mut applied = 0;
         loop {
             match self.apply_next_batch(projection, limits).await {
                 Ok((count, caught_up)) => {
@@ -316,6 +321,35 @@ impl ProjectorRunner {
                 }
                 Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// Builds a projection that has applied nothing yet through the rebuild pipeline when the
+    /// log is long enough for it to pay (see [`RunnerOptions::first_build_min_events`]). Its live
+    /// generation is empty, so a rebuild swapped in is what applying batch by batch would have
+    /// built. Returns the events applied (0 when the normal path is to be taken).
+    async fn first_build(&self, projection: &Arc<dyn Projection>) -> Result<u64> {
+        let name = projection.name();
+        let mut conn = self.pool.acquire().await?;
+        let (_, checkpoint) = registry::live_checkpoint(&mut conn, name).await?;
+        if checkpoint > 0 || log::head(&mut conn).await? < self.options.first_build_min_events {
+            return Ok(0);
+        }
+        drop(conn);
+        tracing::info!(
+            projection = name,
+            "first build through the rebuild pipeline"
+        );
+        let mut applied = 0;
+        match self
+            .rebuild_one(projection, &mut |p| applied = p.events_applied)
+            .await
+        {
+            Ok(()) => Ok(applied),
+            // Another runner is building it: follow the normal path meanwhile, the swap then
+            // takes over whatever this one applied.
+            Err(Error::RebuildRunning { .. }) => Ok(0),
+            Err(e) => Err(e),
         }
     }
 
@@ -428,7 +462,7 @@ impl ProjectorRunner {
         let followers = futures::future::join_all(
             self.projections
                 .iter()
-                .map(|p| self.follow(p.as_ref(), woken.clone(), stopping.clone())),
+                .map(|p| self.follow(p, woken.clone(), stopping.clone())),
         );
         tokio::pin!(followers);
         tokio::select! {
@@ -448,7 +482,7 @@ impl ProjectorRunner {
     /// interval up to a minute).
     async fn follow(
         &self,
-        projection: &dyn Projection,
+        projection: &Arc<dyn Projection>,
         mut woken: watch::Receiver<u64>,
         mut stopping: watch::Receiver<bool>,
     ) {
@@ -460,7 +494,13 @@ impl ProjectorRunner {
             if backoff.is_none_or(|(retry_at, _)| Instant::now() >= retry_at) {
                 let stop_flag = stopping.clone();
                 let mut stop = move || *stop_flag.borrow();
-                match self.catch_up_one(projection, &mut stop).await {
+                // A first build runs for minutes without looking at `stop`: stopping drops it
+                // (its generation is discarded by the next rebuild).
+                let caught_up = tokio::select! {
+                    caught_up = self.catch_up_one(projection, &mut stop) => caught_up,
+                    _ = stopping.wait_for(|stopped| *stopped) => return,
+                };
+                match caught_up {
                     Ok(_) => backoff = None,
                     Err(error) => {
                         let delay = backoff.map_or(self.options.poll_interval, |(_, last)| {

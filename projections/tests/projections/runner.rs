@@ -132,6 +132,56 @@ async fn a_projection_rebuilt_from_zero_equals_the_incrementally_built_one() {
 }
 
 #[tokio::test]
+async fn a_read_model_that_has_applied_nothing_is_first_built_by_the_rebuild_pipeline_when_the_log_is_long(
+) {
+    // Arrange: the same history, built once batch by batch and once on a second database
+    // whose runner takes the pipeline for any log of at least one event.
+    let mut batchwise = Harness::new().await;
+    capture_history(&mut batchwise).await;
+    let runner = batchwise.runner_with(RunnerOptions {
+        batch_events: 2,
+        ..RunnerOptions::default()
+    });
+    runner.ensure_ready().await.unwrap();
+    runner.catch_up().await.unwrap();
+    let expected = dump(batchwise.pool()).await;
+    assert_eq!(
+        live(batchwise.pool()).await.0,
+        1,
+        "batch by batch stays on generation 1"
+    );
+
+    let mut pipelined = Harness::new().await;
+    capture_history(&mut pipelined).await;
+    let runner = pipelined.runner_with(RunnerOptions {
+        rebuild_batch_events: 2,
+        first_build_min_events: 1,
+        ..RunnerOptions::default()
+    });
+    runner.ensure_ready().await.unwrap();
+
+    // Act
+    let applied = runner.catch_up().await.unwrap();
+
+    // Assert: a rebuilt generation is live, at the head, with the same rows.
+    let head = pipelined.capture.store().head().await.unwrap().position;
+    assert_eq!(live(pipelined.pool()).await, (2, head));
+    assert!(applied > 0, "the events of the first build are counted");
+    assert_eq!(dump(pipelined.pool()).await, expected);
+    // Once built, it follows batch by batch.
+    pipelined
+        .capture
+        .row(
+            "tblcustomer",
+            customer_row(5, "Neo", "Sello", 63004455, "TOS 0012 HH", "TOS"),
+        )
+        .await;
+    runner.catch_up().await.unwrap();
+    let head = pipelined.capture.store().head().await.unwrap().position;
+    assert_eq!(live(pipelined.pool()).await, (2, head));
+}
+
+#[tokio::test]
 async fn applying_the_same_batch_twice_changes_nothing() {
     // Arrange
     let mut h = Harness::new().await;
