@@ -101,6 +101,46 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// The `X-Hub-Signature-256` value Meta sends with `raw_body` (`sha256=<hex>`): for the local
+/// simulator (`ccare bridge simulate`) and tests, which deliver as Meta does.
+pub fn signature_header(app_secret: &[u8], raw_body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(app_secret).expect("HMAC takes a key of any length");
+    mac.update(raw_body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A delivery of one text message from `wa_id` (digits, no `+`), shaped as Meta sends it: what
+/// the local simulator posts to the webhook.
+pub fn text_delivery(
+    wa_id: &str,
+    profile_name: &str,
+    message_id: &str,
+    text: &str,
+    sent_at: DateTime<Utc>,
+) -> Value {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "0",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "0", "phone_number_id": "0" },
+                    "contacts": [{ "profile": { "name": profile_name }, "wa_id": wa_id }],
+                    "messages": [{
+                        "from": wa_id,
+                        "id": message_id,
+                        "timestamp": sent_at.timestamp().to_string(),
+                        "type": "text",
+                        "text": { "body": text }
+                    }]
+                }
+            }]
+        }]
+    })
+}
+
 /// Why a verify handshake (GET with `hub.mode`, `hub.verify_token`, `hub.challenge`) is refused.
 /// Every variant answers 403, as Meta expects; [`NotConfigured`] is also worth logging.
 ///
@@ -954,6 +994,30 @@ mod tests {
     const ESCAPED_BODY: &str = r#"{"text":{"body":"Ha ke na motlakase \u26a1\ud83d\ude1e"}}"#;
     const ESCAPED_SIGNATURE: &str =
         "sha256=1f61b8ceb4662f8501f0b1f68dca4f52812197d83f75ffcbc662f11bbfb5fa1b";
+
+    #[test]
+    fn a_simulated_delivery_carries_a_signature_the_webhook_accepts_and_reads_as_one_message() {
+        let body = serde_json::to_vec(&text_delivery(
+            "26658123456",
+            "Mpho",
+            "wamid.sim.1",
+            "Ha ke na motlakase",
+            Utc::now(),
+        ))
+        .unwrap();
+        let header = signature_header(b"app-secret", &body);
+        assert_eq!(verify_signature(b"app-secret", &body, Some(&header)), Ok(()));
+        assert_eq!(
+            verify_signature(b"other", &body, Some(&header)),
+            Err(SignatureError::Mismatch)
+        );
+        let items = inbound_items(&parse_delivery(&body).unwrap());
+        let [InboundItem::Message(message)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(message.content.words(), Some("Ha ke na motlakase"));
+        assert_eq!(message.profile_name.as_deref(), Some("Mpho"));
+    }
 
     #[test]
     fn a_signature_computed_independently_over_the_raw_body_is_accepted() {

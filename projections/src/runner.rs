@@ -187,6 +187,9 @@ pub struct ProjectorRunner {
     pool: PgPool,
     projections: Vec<Arc<dyn Projection>>,
     options: RunnerOptions,
+    /// One first build at a time: each reads the whole log on connections of its own, and
+    /// several at once would take the pool from the API and compete for the same disk.
+    first_builds: tokio::sync::Semaphore,
 }
 
 impl ProjectorRunner {
@@ -197,6 +200,7 @@ impl ProjectorRunner {
             pool,
             projections,
             options: RunnerOptions::default(),
+            first_builds: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -333,6 +337,17 @@ impl ProjectorRunner {
         let mut conn = self.pool.acquire().await?;
         let (_, checkpoint) = registry::live_checkpoint(&mut conn, name).await?;
         if checkpoint > 0 || log::head(&mut conn).await? < self.options.first_build_min_events {
+            return Ok(0);
+        }
+        drop(conn);
+        let _turn = self
+            .first_builds
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // Another runner may have built it while this one waited.
+        let mut conn = self.pool.acquire().await?;
+        if registry::live_checkpoint(&mut conn, name).await?.1 > 0 {
             return Ok(0);
         }
         drop(conn);
