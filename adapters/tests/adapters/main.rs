@@ -5,6 +5,7 @@ mod acdb;
 mod cdc;
 mod inbox;
 mod nats;
+mod outbox;
 mod postgres;
 mod store;
 mod writer;
