@@ -1,12 +1,12 @@
-//! The WhatsApp bridge: Cloud API webhooks, triage and ticket conversations.
+//! The WhatsApp bridge: Cloud API webhooks, triage, tickets and conversations, replies and
+//! uGridPlan forwarding (docs/whatsapp.md).
 //!
-//! Built so far: the webhook's intake (the `api` crate serves `/webhooks/whatsapp` with the pure
-//! checks of [`cloud_api`] and stores every verified delivery in the inbox, `domain::inbox`,
-//! before Meta is answered); what to do with a message ([`flow`], [`triage`], [`llm`]); and the
-//! HTTP clients of uGridPlan ([`ugridplan`]) and the Cloud API ([`whatsapp`]). The worker that
-//! processes the inbox with them is not built yet (see docs/roadmap.md). WhatsApp is configured
-//! by `WHATSAPP_VERIFY_TOKEN` and `WHATSAPP_APP_SECRET`, read by the binary's configuration like
-//! every setting.
+//! The `api` crate serves `/webhooks/whatsapp` with the pure checks of [`cloud_api`] and stores
+//! every verified delivery in the inbox (`domain::inbox`) before Meta is answered. The
+//! [`worker`] then handles each message ([`flow`], [`triage`], [`llm`]) through the conversation
+//! and ticket aggregates and queues what is to be sent ([`outbox_items`]); the [`senders`] send it
+//! with the HTTP clients of the Cloud API ([`whatsapp`]) and uGridPlan ([`ugridplan`]). All
+//! persistence goes through ports the adapters implement; the binary reads the configuration.
 #![forbid(unsafe_code)]
 
 pub mod cloud_api;

@@ -87,6 +87,28 @@ async fn settle(outbox: &dyn Outbox, item: &OutboxItem, outcome: Outcome, tally:
     }
 }
 
+/// Takes the items of `channel` due now, sends each with `send`, and records the outcomes.
+async fn drain<T, F, Fut>(
+    outbox: &dyn Outbox,
+    channel: OutboxChannel,
+    send: F,
+) -> Result<Sent, String>
+where
+    T: serde::de::DeserializeOwned,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let mut tally = Sent::default();
+    for item in outbox.due(channel, Utc::now(), BATCH).await? {
+        let outcome = match serde_json::from_str::<T>(&item.payload) {
+            Ok(payload) => send(payload).await,
+            Err(e) => Outcome::GiveUp(format!("the item cannot be read: {e}")),
+        };
+        settle(outbox, &item, outcome, &mut tally).await;
+    }
+    Ok(tally)
+}
+
 fn bridge_context() -> CommandContext {
     CommandContext::new(Actor {
         user_id: None,
@@ -140,19 +162,12 @@ impl ReplySender {
 
     /// Sends what is due now.
     pub async fn send_due(&self) -> Result<Sent, String> {
-        let mut tally = Sent::default();
-        let due = self
-            .outbox
-            .due(OutboxChannel::Whatsapp, Utc::now(), BATCH)
-            .await?;
-        for item in due {
-            let outcome = match serde_json::from_str::<WhatsappItem>(&item.payload) {
-                Ok(payload) => self.send(&payload).await,
-                Err(e) => Outcome::GiveUp(format!("the item cannot be read: {e}")),
-            };
-            settle(self.outbox.as_ref(), &item, outcome, &mut tally).await;
-        }
-        Ok(tally)
+        drain(
+            self.outbox.as_ref(),
+            OutboxChannel::Whatsapp,
+            |item: WhatsappItem| async move { self.send(&item).await },
+        )
+        .await
     }
 
     /// Sends until `shutdown`, looking at the outbox every `poll`.
@@ -288,19 +303,12 @@ impl UgridplanForwarder {
 
     /// Forwards what is due now.
     pub async fn forward_due(&self) -> Result<Sent, String> {
-        let mut tally = Sent::default();
-        let due = self
-            .outbox
-            .due(OutboxChannel::Ugridplan, Utc::now(), BATCH)
-            .await?;
-        for item in due {
-            let outcome = match serde_json::from_str::<UgridplanItem>(&item.payload) {
-                Ok(payload) => self.forward(&payload).await,
-                Err(e) => Outcome::GiveUp(format!("the item cannot be read: {e}")),
-            };
-            settle(self.outbox.as_ref(), &item, outcome, &mut tally).await;
-        }
-        Ok(tally)
+        drain(
+            self.outbox.as_ref(),
+            OutboxChannel::Ugridplan,
+            |item: UgridplanItem| async move { self.forward(&item).await },
+        )
+        .await
     }
 
     /// Forwards until `shutdown`, looking at the outbox every `poll`.

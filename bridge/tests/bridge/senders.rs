@@ -65,13 +65,14 @@ async fn make_everything_due(bridge: &Bridge) {
 async fn a_reply_within_the_service_window_goes_as_text_and_its_message_id_is_recorded() {
     let bridge = Bridge::new().await;
     bridge
-        .deliver(text_message(MPHO_WA_ID, "wamid.1", "Lumela", Utc::now()))
+        .receive(
+            MPHO_WA_ID,
+            "wamid.1",
+            "Lumela",
+            Utc::now(),
+            WorkerSettings::default(),
+        )
         .await;
-    bridge
-        .worker(WorkerSettings::default())
-        .process_pending()
-        .await
-        .unwrap();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/{PHONE_NUMBER_ID}/messages")))
@@ -105,18 +106,14 @@ async fn a_reply_after_the_service_window_goes_as_the_approved_template() {
     let bridge = Bridge::new().await;
     // The message reaches ccare two days late (the worker was down).
     bridge
-        .deliver(text_message(
+        .receive(
             MPHO_WA_ID,
             "wamid.1",
             "Lumela",
             Utc::now() - Duration::days(2),
-        ))
+            WorkerSettings::default(),
+        )
         .await;
-    bridge
-        .worker(WorkerSettings::default())
-        .process_pending()
-        .await
-        .unwrap();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_partial_json(
@@ -147,13 +144,14 @@ async fn a_reply_after_the_service_window_goes_as_the_approved_template() {
 async fn a_cloud_api_outage_delays_a_reply_with_back_off_and_it_goes_once_the_api_is_back() {
     let bridge = Bridge::new().await;
     bridge
-        .deliver(text_message(MPHO_WA_ID, "wamid.1", "Lumela", Utc::now()))
+        .receive(
+            MPHO_WA_ID,
+            "wamid.1",
+            "Lumela",
+            Utc::now(),
+            WorkerSettings::default(),
+        )
         .await;
-    bridge
-        .worker(WorkerSettings::default())
-        .process_pending()
-        .await
-        .unwrap();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))

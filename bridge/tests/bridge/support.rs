@@ -95,6 +95,19 @@ impl Bridge {
             .unwrap();
     }
 
+    /// Delivers a text message from `from` and has a worker with `settings` process the inbox.
+    pub(crate) async fn receive(
+        &self,
+        from: &str,
+        id: &str,
+        text: &str,
+        sent_at: DateTime<Utc>,
+        settings: WorkerSettings,
+    ) {
+        self.deliver(text_message(from, id, text, sent_at)).await;
+        self.worker(settings).process_pending().await.unwrap();
+    }
+
     pub(crate) async fn conversation(&self, phone: &str) -> Conversation {
         self.conversations
             .load(&PhoneNumber::parse(phone).unwrap())
