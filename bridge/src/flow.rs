@@ -78,6 +78,28 @@ pub fn account_in(text: &str) -> Option<AccountNumber> {
         })
 }
 
+/// The known site whose village `text` names ("Ha Makebe", "ke lula Mashai"), matched on whole
+/// words ignoring case; the "Ha" of a village name may be left out.
+pub fn site_in(text: &str) -> Option<&'static domain::site::KnownSite> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    domain::site::KNOWN_SITES.iter().find(|site| {
+        let name: Vec<String> = site
+            .name
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .skip_while(|w| w == "ha")
+            .collect();
+        !name.is_empty()
+            && words
+                .windows(name.len())
+                .any(|window| window == name.as_slice())
+    })
+}
+
 /// A ticket to open, less its number (allocated when it is opened).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketDraft {
@@ -317,6 +339,17 @@ mod tests {
             );
         }
         assert_eq!(account_in("no power since 2024"), None);
+    }
+
+    #[test]
+    fn villages_are_found_by_their_names_with_or_without_ha() {
+        let code = |text: &str| site_in(text).map(|s| s.code);
+        assert_eq!(code("Ke lula Ha Makebe"), Some("MAK"));
+        assert_eq!(code("makebe"), Some("MAK"));
+        assert_eq!(code("Re Mashai, ha ho motlakase"), Some("MAS"));
+        assert_eq!(code("Ha Nkau"), Some("NKU"));
+        assert_eq!(code("Ha ke na motlakase"), None);
+        assert_eq!(code("mashaino"), None, "whole words only");
     }
 
     #[test]

@@ -810,6 +810,14 @@ pub fn account_found_reply(name: &str) -> String {
     )
 }
 
+/// The reply when a sender the bridge did not know names their village.
+pub fn village_noted_reply(village: &str) -> String {
+    bilingual(
+        &format!("Kea leboha. Re ngotse hore u lula {village}. Ka kopo, re hlalosetse bothata ba hao."),
+        &format!("Thank you. We have noted that you live at {village}. Please tell us about your problem."),
+    )
+}
+
 /// The reply when the account number a sender gave matches no customer.
 pub fn account_not_found_reply(account: &str) -> String {
     bilingual(

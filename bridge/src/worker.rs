@@ -293,11 +293,27 @@ impl InboxWorker {
                 self.identify(&phone, known, Identification::Phone).await?;
             }
         }
+        // A sender we do not know who names their village: their tickets go to its site.
+        let village = match (&customer, words.as_deref()) {
+            (None, Some(words)) => flow::site_in(words),
+            _ => None,
+        };
+        if let Some(village) = village {
+            let site = village.code.to_string();
+            self.converse(&phone, ConversationCommand::NameSite { site })
+                .await?;
+        }
         let case = Case {
             phone: &phone,
             message,
             words: words.as_deref().unwrap_or_default(),
             history: &conversation,
+            named_site: village
+                .map(|v| v.code.to_string())
+                .or_else(|| conversation.named_site.clone()),
+            village_answer: village
+                .filter(|_| conversation.asked_for_account)
+                .map(|v| v.name),
         };
         let reply = match route {
             Route::MediaOnly => triage::media_only_reply(),
@@ -443,9 +459,15 @@ impl InboxWorker {
         .await;
         match flow::plan(&decision, customer, case.words) {
             Plan::OpenTicket {
-                draft,
+                mut draft,
                 ask_for_account,
             } => {
+                if customer.is_none() {
+                    if let Some(site) = &case.named_site {
+                        draft.site = site.clone();
+                    }
+                }
+                let ask_for_account = ask_for_account && case.named_site.is_none();
                 let number = self.open_ticket(case, customer, &decision, &draft).await?;
                 if ask_for_account {
                     self.converse(case.phone, ConversationCommand::AskForAccount)
@@ -453,10 +475,15 @@ impl InboxWorker {
                 }
                 Ok(flow::ticket_reply(&decision, &number, ask_for_account))
             }
+            // The answer to our question was the village: acknowledge it.
+            Plan::Reply { .. } if case.village_answer.is_some() => Ok(triage::village_noted_reply(
+                case.village_answer.unwrap_or_default(),
+            )),
             Plan::Reply {
                 text,
                 ask_for_account,
             } => {
+                let ask_for_account = ask_for_account && case.named_site.is_none();
                 if ask_for_account {
                     self.converse(case.phone, ConversationCommand::AskForAccount)
                         .await?;
@@ -619,6 +646,10 @@ struct Case<'a> {
     words: &'a str,
     /// The conversation before this message.
     history: &'a Conversation,
+    /// The site of the village an unknown sender named, in this message or before.
+    named_site: Option<String>,
+    /// The village an unknown sender named in answer to our question.
+    village_answer: Option<&'static str>,
 }
 
 /// The envelope of the bridge's own commands.

@@ -72,6 +72,9 @@ pub enum ConversationEvent {
     },
     /// The bridge asked an unknown customer for their account number or village.
     AskedForAccount,
+    /// A sender the bridge does not know named their village, which is at `site`: their tickets
+    /// go to that site.
+    SiteNamed { site: String },
     /// A ticket was opened from this conversation.
     TicketLinked { number: TicketNumber },
     /// A reply was queued for sending (`reply_id` is ccare's own id of it).
@@ -100,6 +103,7 @@ impl DomainEvent for ConversationEvent {
             ConversationEvent::MessageReceived { .. } => "ConversationMessageReceived",
             ConversationEvent::CustomerIdentified { .. } => "ConversationCustomerIdentified",
             ConversationEvent::AskedForAccount => "ConversationAskedForAccount",
+            ConversationEvent::SiteNamed { .. } => "ConversationSiteNamed",
             ConversationEvent::TicketLinked { .. } => "ConversationTicketLinked",
             ConversationEvent::ReplyQueued { .. } => "ConversationReplyQueued",
             ConversationEvent::ReplySent { .. } => "ConversationReplySent",
@@ -127,6 +131,9 @@ pub enum ConversationCommand {
         how: Identification,
     },
     AskForAccount,
+    NameSite {
+        site: String,
+    },
     LinkTicket {
         number: TicketNumber,
     },
@@ -165,6 +172,9 @@ const REMEMBERED_MESSAGE_IDS: usize = 64;
 pub struct Conversation {
     pub customer_id: Option<i64>,
     pub asked_for_account: bool,
+    /// The site of the village an unknown sender named.
+    #[serde(default)]
+    pub named_site: Option<String>,
     /// When the customer last wrote (by the message's own time).
     pub last_inbound_at: Option<DateTime<Utc>>,
     /// The last exchange in either direction.
@@ -291,6 +301,16 @@ impl Conversation {
                 ConversationEvent::CustomerIdentified { customer_id, how }
             }
             C::AskForAccount => ConversationEvent::AskedForAccount,
+            C::NameSite { site } => {
+                let site = site.trim().to_string();
+                if site.is_empty() {
+                    return Err(ConversationError::Empty { field: "site" });
+                }
+                if self.named_site.as_ref() == Some(&site) {
+                    return Ok(Vec::new());
+                }
+                ConversationEvent::SiteNamed { site }
+            }
             C::LinkTicket { number } => {
                 if self.ticket.as_ref() == Some(&number) {
                     return Ok(Vec::new());
@@ -375,6 +395,7 @@ impl Conversation {
                 self.asked_for_account = false;
             }
             ConversationEvent::AskedForAccount => self.asked_for_account = true,
+            ConversationEvent::SiteNamed { site } => self.named_site = Some(site),
             ConversationEvent::TicketLinked { number } => {
                 self.ticket = Some(number);
                 self.ticket_touched_at = self.last_exchange_at;

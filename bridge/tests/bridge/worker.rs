@@ -301,3 +301,54 @@ async fn replies_to_one_customer_are_spaced_by_the_rate_limit_rather_than_droppe
         .collect();
     assert!(gaps.iter().all(|gap| *gap >= 29), "{gaps:?}");
 }
+
+#[tokio::test]
+async fn an_unknown_sender_who_names_their_village_gets_tickets_at_its_site() {
+    let bridge = Bridge::new().await;
+    let settings = WorkerSettings::default;
+    bridge
+        .receive(STRANGER_WA_ID, "wamid.1", "Lumela", Utc::now(), settings())
+        .await;
+    bridge
+        .receive(
+            STRANGER_WA_ID,
+            "wamid.2",
+            "Ke lula Mashai",
+            Utc::now(),
+            settings(),
+        )
+        .await;
+    bridge
+        .receive(
+            STRANGER_WA_ID,
+            "wamid.3",
+            "Ha ke na motlakase",
+            Utc::now(),
+            settings(),
+        )
+        .await;
+
+    let texts: Vec<String> = replies(&bridge.outbox().await)
+        .into_iter()
+        .map(|r| match r {
+            WhatsappItem::Reply { text, .. } => text,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts[1], triage::village_noted_reply("Mashai"));
+    assert!(
+        !texts[2].contains(&triage::ask_for_account_reply()),
+        "the village answered the question: {}",
+        texts[2]
+    );
+    let numbers = bridge.ticket_numbers().await;
+    assert!(numbers[0].starts_with("MAS-"), "{numbers:?}");
+    assert_eq!(
+        bridge
+            .conversation("+26662999888")
+            .await
+            .named_site
+            .as_deref(),
+        Some("MAS")
+    );
+}
