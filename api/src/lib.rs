@@ -26,7 +26,9 @@ use projections::ReadModels;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use domain::command::{AcdbWrites, ChainVerifier, Committed, TariffCommands, UserCommands};
+use domain::command::{
+    AcdbWrites, ChainVerifier, Committed, TariffCommands, TicketCommands, UserCommands,
+};
 use domain::inbox::WebhookInbox;
 
 pub use auth::limiter::LoginLimiter;
@@ -44,6 +46,8 @@ pub struct Ports {
     pub users: Arc<dyn UserCommands>,
     pub writes: Arc<dyn AcdbWrites>,
     pub tariffs: Arc<dyn TariffCommands>,
+    /// Tickets: staff's comments and status changes.
+    pub tickets: Arc<dyn TicketCommands>,
     pub chain: Arc<dyn ChainVerifier>,
     /// The WhatsApp Cloud API webhook; `None` when WhatsApp is not configured, and its routes
     /// answer 404.
@@ -68,6 +72,7 @@ pub struct AppState {
     pub users: Arc<dyn UserCommands>,
     pub writes: Arc<dyn AcdbWrites>,
     pub tariffs: Arc<dyn TariffCommands>,
+    pub tickets: Arc<dyn TicketCommands>,
     pub chain: Arc<dyn ChainVerifier>,
     pub whatsapp: Option<WhatsAppWebhook>,
     pub tokens: Arc<TokenKeys>,
@@ -82,6 +87,7 @@ impl AppState {
             users: ports.users,
             writes: ports.writes,
             tariffs: ports.tariffs,
+            tickets: ports.tickets,
             chain: ports.chain,
             whatsapp: ports.whatsapp,
             tokens: Arc::new(tokens),
@@ -97,6 +103,16 @@ impl AppState {
                 .wait_until_applied(projections::tariffs::NAME, position, VISIBLE_WITHIN)
                 .await?;
             self.visible_mutation(Some(position)).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the `tickets` read model shows `committed`.
+    pub(crate) async fn visible_tickets(&self, committed: Committed) -> ApiResult<()> {
+        if let Some(position) = committed.position {
+            self.read_models
+                .wait_until_applied(projections::tickets::NAME, position, VISIBLE_WITHIN)
+                .await?;
         }
         Ok(())
     }
@@ -205,6 +221,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(routes::dashboard::routes())
         .merge(routes::read_models::routes())
+        .merge(routes::tickets::routes())
         .merge(routes::whatsapp::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)

@@ -735,6 +735,83 @@ pub(crate) const OPERATIONS: &[Operation] = &[
         "Per site: customers, meters, revenue and kWh to date.",
         Employee,
     ),
+    // Tickets and WhatsApp conversations.
+    op(
+        "get",
+        "/api/tickets",
+        "tickets",
+        "Tickets, newest first, filtered and paged ({tickets, total, page, page_size, pages}).",
+        Employee,
+    )
+    .query(&[
+        (
+            "status",
+            "open, in-progress, resolved or closed; several allowed (repeated or comma-separated).",
+        ),
+        ("site", "A site code (MAK)."),
+        ("priority", "P1, P2, P3 or P4."),
+        ("category", "A legacy category (no-power, meter-issue, billing, …)."),
+        ("customer_id", "The customer's id."),
+        ("phone", "The phone the ticket came from (any legacy spelling)."),
+        (
+            "from",
+            "Opened on or after this day (YYYY-MM-DD, Africa/Maseru) or instant (RFC 3339).",
+        ),
+        ("to", "Opened on or before this day, or before this instant."),
+        ("q", "Text in the number, summary or description, ignoring case."),
+        ("sort", "newest (default), oldest, updated or priority."),
+        ("page", "Page from 1 (default 1)."),
+        ("page_size", "Tickets per page, 1–200 (default 50)."),
+    ]),
+    op(
+        "get",
+        "/api/tickets/summary",
+        "tickets",
+        "Active tickets (open and in progress) per site and priority, with the age of the oldest.",
+        Employee,
+    ),
+    op(
+        "get",
+        "/api/tickets/{number}",
+        "tickets",
+        "A ticket (SITE-YYYY-NNNN), its history in order, and the WhatsApp messages of its phone from 24 h before it opened (at most 200; messages_total counts them all).",
+        Employee,
+    ),
+    op(
+        "post",
+        "/api/tickets/{number}/comments",
+        "tickets",
+        "Comments on an open or in-progress ticket as the caller (201 with the ticket and the comment); 409 once it is resolved or closed.",
+        Employee,
+    )
+    .body(&[("text", "The comment, 1–4000 characters.")]),
+    op(
+        "post",
+        "/api/tickets/{number}/status",
+        "tickets",
+        "Moves a ticket to another status (a resolved or closed one can be reopened); 409 when it already has it.",
+        Operations,
+    )
+    .body(&[
+        ("status", "open, in-progress, resolved or closed."),
+        ("reason", "Why (optional, at most 4000 characters)."),
+    ]),
+    op(
+        "get",
+        "/api/conversations",
+        "tickets",
+        "The WhatsApp conversations of a customer or a phone and their messages, newest first, paged ({conversations, messages, total, page, page_size, pages}).",
+        Employee,
+    )
+    .query(&[
+        (
+            "customer_id",
+            "Every conversation identified as this customer's (give this or phone).",
+        ),
+        ("phone", "The conversation of this phone (any legacy spelling)."),
+        ("page", "Page from 1 (default 1)."),
+        ("page_size", "Messages per page, 1–200 (default 50)."),
+    ]),
     // The WhatsApp Cloud API webhook (Meta calls it).
     op(
         "get",

@@ -1006,7 +1006,10 @@ mod tests {
         ))
         .unwrap();
         let header = signature_header(b"app-secret", &body);
-        assert_eq!(verify_signature(b"app-secret", &body, Some(&header)), Ok(()));
+        assert_eq!(
+            verify_signature(b"app-secret", &body, Some(&header)),
+            Ok(())
+        );
         assert_eq!(
             verify_signature(b"other", &body, Some(&header)),
             Err(SignatureError::Mismatch)

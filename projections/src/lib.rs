@@ -13,6 +13,8 @@
 //! - [`history`]: one record's changes read from the log (as-of views for auditors);
 //! - [`analytics`]: the ledgers and readings behind the O&M report, ARPU and dashboards;
 //! - [`mirror`]: every captured ACDB row as it stands, for the tables browser and exports;
+//! - [`tickets`] and [`conversations`]: the tickets ccare numbers and the customers' WhatsApp
+//!   conversations, with the queries of the ticket pages and a customer's history;
 //! - [`ReadModels`]: the queries as the api crate uses them, without SQL.
 //!
 //! Every read model's tables live in a generation schema `rm_<name>_<n>`; readers and analysts
@@ -25,6 +27,7 @@
 
 pub mod analysts;
 pub mod analytics;
+pub mod conversations;
 pub mod customers;
 mod directory;
 mod error;
@@ -64,5 +67,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(analytics::AnalyticsProjection),
         Arc::new(mirror::MirrorProjection),
         Arc::new(tickets::TicketsProjection),
+        Arc::new(conversations::ConversationsProjection),
     ]
 }

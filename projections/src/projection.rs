@@ -43,8 +43,9 @@ pub trait Projection: Send + Sync {
         Vec::new()
     }
 
-    /// Whether the read model holds secrets (password hashes, token ids): analysts get no
-    /// grant on its views and it is not exported.
+    /// Whether the read model holds secrets (password hashes, token ids) or what customers wrote
+    /// in private (their WhatsApp messages): analysts get no grant on its views and it is not
+    /// exported.
     fn private(&self) -> bool {
         false
     }

@@ -10,11 +10,15 @@ use tokio::sync::watch;
 use domain::phone::PhoneNumber;
 use sqlx::PgPool;
 
+use crate::conversations::{self, ConversationSummary, Message, Party};
 use crate::customers::{self, Customer};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::mutations::{self, Mutation, MutationFilter};
 use crate::tariffs::{self, Entry, HistoryFilter, HistoryRow};
+use crate::tickets::{
+    self, ActiveGroup, TicketActivity, TicketDetail, TicketFilter, TicketRow, TicketSort,
+};
 use crate::users::{self, User};
 use domain::tariff::{TariffSchedule, TariffScope};
 use rust_decimal::Decimal;
@@ -330,6 +334,52 @@ impl ReadModels {
         until: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Vec<crate::history::RecordChange>> {
         crate::history::record_changes(&self.pool, aggregate_type, aggregate_id, until).await
+    }
+
+    /// See [`tickets::list`].
+    pub async fn tickets(
+        &self,
+        filter: &TicketFilter,
+        sort: TicketSort,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<TicketRow>, i64)> {
+        tickets::list(&self.pool, filter, sort, limit, offset).await
+    }
+
+    /// See [`tickets::detail`].
+    pub async fn ticket(&self, number: &str, message_limit: i64) -> Result<Option<TicketDetail>> {
+        tickets::detail(&self.pool, number, message_limit).await
+    }
+
+    /// See [`tickets::by_number`].
+    pub async fn ticket_row(&self, number: &str) -> Result<Option<TicketRow>> {
+        tickets::by_number(&self.pool, number).await
+    }
+
+    /// See [`tickets::activity_at`].
+    pub async fn ticket_activity_at(&self, position: i64) -> Result<Option<TicketActivity>> {
+        tickets::activity_at(&self.pool, position).await
+    }
+
+    /// See [`tickets::active_summary`].
+    pub async fn active_tickets(&self) -> Result<Vec<ActiveGroup>> {
+        tickets::active_summary(&self.pool).await
+    }
+
+    /// See [`conversations::conversations_of`].
+    pub async fn conversations(&self, party: &Party) -> Result<Vec<ConversationSummary>> {
+        conversations::conversations_of(&self.pool, party).await
+    }
+
+    /// See [`conversations::history`].
+    pub async fn conversation_history(
+        &self,
+        party: &Party,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Message>, i64)> {
+        conversations::history(&self.pool, party, limit, offset).await
     }
 
     /// Waits until the read model `projection` has applied every event up to `position`, so a

@@ -11,6 +11,7 @@ pub(crate) mod om_report;
 pub(crate) mod read_models;
 pub(crate) mod tables;
 pub(crate) mod tariff;
+pub(crate) mod tickets;
 pub(crate) mod whatsapp;
 
 use rust_decimal::prelude::ToPrimitive;

@@ -14,5 +14,6 @@ mod rebuilds;
 mod reports;
 mod support;
 mod tariffs;
+mod tickets;
 mod whatsapp;
 mod writes;

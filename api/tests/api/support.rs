@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use adapters::acdb::{self, AcdbLocation};
 use adapters::cdc::{Cdc, CdcConfig, NoProgress};
-use adapters::commands::{TariffSchedules, UserAccounts};
+use adapters::commands::{Conversations, TariffSchedules, Tickets, UserAccounts};
 use adapters::inbox::PgWebhookInbox;
 use adapters::store::EventStore;
 use adapters::writer::{AuditedWriter, WriteQueue, WriterClaims};
@@ -18,16 +18,30 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
+use chrono::Datelike;
 use domain::auth::{user_aggregate_id, Role, UserCommand, UserType};
 use domain::catalog::CAPTURED_TABLES;
-use domain::command::{CommandContext, UserCommands};
-use domain::envelope::Actor;
+use domain::command::{CommandContext, ConversationCommands, TicketCommands, UserCommands};
+use domain::conversation::ConversationCommand;
+use domain::envelope::{Actor, Channel};
+use domain::phone::PhoneNumber;
+use domain::site::SiteCode;
+use domain::ticket::{Category, NewTicket, Priority, TicketChannel, TicketCommand, TicketNumber};
 use projections::{ProjectorRunner, ReadModels, RunnerOptions};
 use serde_json::{json, Value};
 use testkit::acdb::TestAcdb;
 use testkit::pg::TestDatabase;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+/// Who the WhatsApp bridge's commands come from.
+fn bridge_actor() -> Actor {
+    Actor {
+        user_id: None,
+        role: None,
+        channel: Channel::Whatsapp,
+    }
+}
 
 /// The password every test employee gets.
 pub(crate) const PASSWORD: &str = "correct horse battery";
@@ -38,6 +52,13 @@ pub(crate) struct TestApp {
     pub(crate) acdb: TestAcdb,
     pub(crate) router: Router,
     pub(crate) users: Arc<UserAccounts>,
+    /// The tickets the API's port is wired to, for tests that open tickets as the bridge does.
+    pub(crate) tickets: Arc<Tickets>,
+    /// The WhatsApp conversations, for tests that record messages as the bridge does.
+    pub(crate) conversations: Arc<Conversations>,
+    /// The API's read models (one listener for the whole app: each `ReadModels::new` starts its
+    /// own, which holds a connection).
+    read_models: ReadModels,
     stop: CancellationToken,
 }
 
@@ -115,11 +136,14 @@ impl TestApp {
             db.pool.clone(),
             Arc::new(passwords::Argon2Credentials),
         ));
+        let tickets = Arc::new(Tickets::new(db.pool.clone()));
+        let conversations = Arc::new(Conversations::new(db.pool.clone()));
         let tokens = TokenKeys::new(&secret(), Duration::from_secs(3600)).unwrap();
         let ports = api::Ports {
             users: users.clone(),
             writes: Arc::new(WriteQueue::new(db.pool.clone(), Duration::from_secs(20))),
             tariffs: Arc::new(TariffSchedules::new(db.pool.clone())),
+            tickets: tickets.clone(),
             chain: Arc::new(EventStore::new(db.pool.clone())),
             whatsapp: whatsapp.map(|(verify_token, app_secret)| api::WhatsAppWebhook {
                 verify_token: verify_token.into(),
@@ -127,13 +151,82 @@ impl TestApp {
                 inbox: Arc::new(PgWebhookInbox::new(db.pool.clone())),
             }),
         };
-        let state = AppState::new(ReadModels::new(db.pool.clone()), ports, tokens);
+        let read_models = ReadModels::new(db.pool.clone());
+        let state = AppState::new(read_models.clone(), ports, tokens);
         TestApp {
             router: api::router(state),
             db,
             acdb,
             users,
+            tickets,
+            conversations,
+            read_models,
             stop,
+        }
+    }
+
+    /// Opens a ticket at `site` as the WhatsApp bridge does (a number of the site's series, then
+    /// `Open`) and waits until the `tickets` read model shows it.
+    pub(crate) async fn open_ticket(
+        &self,
+        site: &str,
+        priority: Priority,
+        phone: Option<&str>,
+        customer_id: Option<i64>,
+    ) -> TicketNumber {
+        let context = CommandContext::new(bridge_actor());
+        let site = SiteCode::parse(site).unwrap();
+        let year = chrono::Utc::now().year();
+        let number = self
+            .tickets
+            .allocate_number(&site, year, &uuid::Uuid::new_v4().to_string(), &context)
+            .await
+            .unwrap();
+        let opened = self
+            .tickets
+            .execute(
+                &number,
+                TicketCommand::Open(NewTicket {
+                    number: number.clone(),
+                    category: Category::NoPower,
+                    priority,
+                    summary: "Customer reports no power.".into(),
+                    description: "Ha ke na motlakase".into(),
+                    customer_id,
+                    phone: phone.map(str::to_string),
+                    channel: TicketChannel::Whatsapp,
+                    triaged_by: "rules".into(),
+                }),
+                &context,
+            )
+            .await
+            .unwrap();
+        self.wait_for("tickets", opened.position).await;
+        number
+    }
+
+    /// Runs `command` on the conversation of `phone` as the bridge does, and waits until the
+    /// `conversations` read model shows it.
+    pub(crate) async fn converse(&self, phone: &str, command: ConversationCommand) {
+        let committed = self
+            .conversations
+            .execute(
+                &PhoneNumber::parse(phone).unwrap(),
+                command,
+                &CommandContext::new(bridge_actor()),
+            )
+            .await
+            .unwrap();
+        self.wait_for("conversations", committed.position).await;
+    }
+
+    /// Waits until read model `projection` has applied the event at `position`.
+    pub(crate) async fn wait_for(&self, projection: &'static str, position: Option<i64>) {
+        if let Some(position) = position {
+            self.read_models
+                .wait_until_applied(projection, position, Duration::from_secs(15))
+                .await
+                .unwrap();
         }
     }
 
@@ -154,14 +247,7 @@ impl TestApp {
             )
             .await
             .unwrap();
-        ReadModels::new(self.db.pool.clone())
-            .wait_until_applied(
-                "users",
-                committed.position.unwrap(),
-                Duration::from_secs(15),
-            )
-            .await
-            .unwrap();
+        self.wait_for("users", committed.position).await;
     }
 
     /// Logs employee `id` in with [`PASSWORD`]; returns the token.

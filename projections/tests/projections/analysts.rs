@@ -116,6 +116,11 @@ async fn an_analyst_reads_the_read_models_and_nothing_else_even_after_a_rebuild(
         "42501",
         "password hashes"
     );
+    assert_eq!(
+        refusal(&mut conn, "select * from read_model.conversation_messages").await,
+        "42501",
+        "what customers wrote"
+    );
     // read_only_sql_transaction: the session is read-only before any grant is even checked.
     assert_eq!(
         refusal(&mut conn, "create table read_model.mine (x int)").await,

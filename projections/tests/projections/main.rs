@@ -4,6 +4,7 @@
 
 mod analysts;
 mod analytics;
+mod conversations;
 mod customers;
 mod runner;
 mod support;

@@ -329,3 +329,139 @@ impl Following {
         self.running.await.unwrap().unwrap();
     }
 }
+
+/// The tickets and conversations as the bridge and the API change them (the adapters'
+/// postgres-es executors), with a runner of their two read models and the queries over them.
+pub(crate) struct CareDesk {
+    pub(crate) tickets: adapters::commands::Tickets,
+    pub(crate) conversations: adapters::commands::Conversations,
+    pub(crate) runner: ProjectorRunner,
+    pub(crate) read_models: projections::ReadModels,
+}
+
+impl Harness {
+    /// A [`CareDesk`] on this database, its read models ready.
+    pub(crate) async fn care_desk(&self) -> CareDesk {
+        let projections: Vec<Arc<dyn Projection>> = vec![
+            Arc::new(projections::tickets::TicketsProjection),
+            Arc::new(projections::conversations::ConversationsProjection),
+        ];
+        let runner = ProjectorRunner::new(self.pool().clone(), projections);
+        runner.ensure_ready().await.unwrap();
+        CareDesk {
+            tickets: adapters::commands::Tickets::new(self.pool().clone()),
+            conversations: adapters::commands::Conversations::new(self.pool().clone()),
+            runner,
+            read_models: projections::ReadModels::new(self.pool().clone()),
+        }
+    }
+}
+
+impl CareDesk {
+    /// Opens a ticket at `site` numbered by the site's series, as the bridge would.
+    pub(crate) async fn open_ticket(
+        &self,
+        site: &str,
+        priority: domain::ticket::Priority,
+        summary: &str,
+        phone: Option<&str>,
+        customer_id: Option<i64>,
+    ) -> domain::ticket::TicketNumber {
+        use domain::command::TicketCommands;
+        let context = domain::command::CommandContext::new(Actor::system());
+        let site = domain::site::SiteCode::parse(site).unwrap();
+        let number = self
+            .tickets
+            .allocate_number(&site, 2026, &Uuid::new_v4().to_string(), &context)
+            .await
+            .unwrap();
+        let new = domain::ticket::NewTicket {
+            number: number.clone(),
+            category: domain::ticket::Category::NoPower,
+            priority,
+            summary: summary.into(),
+            description: format!("{summary} (in the customer's words)"),
+            customer_id,
+            phone: phone.map(str::to_string),
+            channel: domain::ticket::TicketChannel::Whatsapp,
+            triaged_by: "rules".into(),
+        };
+        self.ticket(&number, domain::ticket::TicketCommand::Open(new))
+            .await;
+        number
+    }
+
+    /// Runs `command` on ticket `number` as employee E042 (the system for an opening).
+    pub(crate) async fn ticket(
+        &self,
+        number: &domain::ticket::TicketNumber,
+        command: domain::ticket::TicketCommand,
+    ) {
+        use domain::command::TicketCommands;
+        let actor = match command {
+            domain::ticket::TicketCommand::Open(_) => Actor::system(),
+            _ => Actor {
+                user_id: Some("E042".into()),
+                role: Some("onm_team".into()),
+                channel: domain::envelope::Channel::Api,
+            },
+        };
+        self.tickets
+            .execute(
+                number,
+                command,
+                &domain::command::CommandContext::new(actor),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Runs `command` on the conversation of `phone`, as the bridge would.
+    pub(crate) async fn converse(
+        &self,
+        phone: &str,
+        command: domain::conversation::ConversationCommand,
+    ) {
+        use domain::command::ConversationCommands;
+        let actor = Actor {
+            user_id: None,
+            role: None,
+            channel: domain::envelope::Channel::Whatsapp,
+        };
+        self.conversations
+            .execute(
+                &domain::phone::PhoneNumber::parse(phone).unwrap(),
+                command,
+                &domain::command::CommandContext::new(actor),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Applies everything appended so far to both read models.
+    pub(crate) async fn catch_up(&self) {
+        self.runner.catch_up().await.unwrap();
+    }
+}
+
+/// Every row of the views of read model `projection` as JSON text, in a total order.
+pub(crate) async fn dump_views(pool: &PgPool, projection: &str) -> BTreeMap<String, String> {
+    let views: Vec<String> = sqlx::query_scalar(
+        "select view_name from projection_views where projection = $1 order by view_name",
+    )
+    .bind(projection)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut dump = BTreeMap::new();
+    for view in views {
+        let rows: String = sqlx::query_scalar(&format!(
+            "select coalesce(json_agg(v order by v::text), '[]')::text from read_model.\"{view}\" v"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        dump.insert(view, rows);
+    }
+    dump
+}
