@@ -55,8 +55,31 @@ pub enum Command {
         #[command(subcommand)]
         command: AnalystsCommand,
     },
+    /// The WhatsApp bridge: try it without Meta.
+    Bridge {
+        #[command(subcommand)]
+        command: BridgeCommand,
+    },
     /// Apply the database migrations and exit.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BridgeCommand {
+    /// Send one WhatsApp message to the running server's webhook as Meta would (signed with the
+    /// app secret: `ccare demo`'s, or WHATSAPP_APP_SECRET), then print the bridge's reply and
+    /// the ticket it opened.
+    Simulate {
+        /// The customer's phone number (any legacy spelling, e.g. +26658001234 or 58001234).
+        #[arg(long)]
+        from: String,
+        /// The WhatsApp profile name shown with the message.
+        #[arg(long, default_value = "Simulated customer")]
+        name: String,
+        /// The message, e.g. "Ha ke na motlakase".
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,34 @@ pub struct Settings {
     /// `WHATSAPP_VERIFY_TOKEN` and `WHATSAPP_APP_SECRET`, set together or not at all: the
     /// WhatsApp Cloud API webhook. Unset, its routes answer 404 and the bridge role does not run.
     pub whatsapp: Option<WhatsAppSettings>,
+    /// What the bridge sends with and forwards to (all optional).
+    pub bridge: BridgeSettings,
+}
+
+/// The bridge's outbound services and behaviour. Each service is configured whole or not at all.
+#[derive(Debug, Clone)]
+pub struct BridgeSettings {
+    /// `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` and `WHATSAPP_API_URL` (default the
+    /// Graph API base with its version): where replies are sent. Unset, replies wait in the
+    /// outbox until they are set.
+    pub cloud_api: Option<bridge::whatsapp::CloudApiConfig>,
+    /// `WHATSAPP_REPLY_TEMPLATE`, `WHATSAPP_OPS_TEMPLATE`, `WHATSAPP_TEMPLATE_LANGUAGE`: the
+    /// approved templates (defaults `ccare_reply`, `ccare_ops_ticket`, `en`).
+    pub templates: bridge::senders::Templates,
+    /// `UGRIDPLAN_URL` (the API base, e.g. `https://…/api`), `UGRIDPLAN_USER`,
+    /// `UGRIDPLAN_PASSWORD`: where tickets are forwarded. Unset, they are not.
+    pub ugridplan: Option<bridge::ugridplan::UgridplanConfig>,
+    /// `LLM_URL`, `LLM_API_KEY`, `LLM_MODEL`: the optional OpenAI-compatible triage endpoint.
+    pub llm: Option<bridge::llm::LlmConfig>,
+    /// `CCARE_OPS_RECIPIENTS`: comma-separated phone numbers of the operations team, told of
+    /// every new ticket through the operations template.
+    pub ops_recipients: Vec<domain::phone::PhoneNumber>,
+    /// `CCARE_BRIDGE_FOLLOW_UP_WINDOW`: how long after the last exchange a message is a
+    /// follow-up of the open ticket (default 30m).
+    pub follow_up_window: Duration,
+    /// `CCARE_BRIDGE_REPLY_SPACING`: the least time between two replies to one customer
+    /// (default 3s; replies beyond it are queued, never dropped).
+    pub reply_spacing: Duration,
 }
 
 /// The secrets of the WhatsApp Cloud API webhook, both non-empty.
@@ -90,6 +118,131 @@ impl fmt::Debug for WhatsAppSettings {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Reads the bridge's settings (see [`BridgeSettings`]).
+fn bridge_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    duration: &dyn Fn(&'static str, &str, Duration) -> Result<Duration, ConfigError>,
+) -> Result<BridgeSettings, ConfigError> {
+    let error = |var: &'static str, problem: String| ConfigError { var, problem };
+    let api_url = get("WHATSAPP_API_URL");
+    if let Some(url) = &api_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(error(
+                "WHATSAPP_API_URL",
+                format!("={url:?} must be an http:// or https:// URL (the Graph API base with its version)"),
+            ));
+        }
+    }
+    let cloud_api = match (
+        get("WHATSAPP_ACCESS_TOKEN"),
+        get("WHATSAPP_PHONE_NUMBER_ID"),
+    ) {
+        (Some(token), Some(phone_number_id)) => {
+            if !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(error(
+                    "WHATSAPP_PHONE_NUMBER_ID",
+                    format!("={phone_number_id:?} must be Meta's numeric id of the business number (not the number itself)"),
+                ));
+            }
+            let mut config = bridge::whatsapp::CloudApiConfig::new(token, phone_number_id);
+            if let Some(url) = api_url {
+                config.api_url = url;
+            }
+            Some(config)
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(error(
+                "WHATSAPP_PHONE_NUMBER_ID",
+                "is not set, but WHATSAPP_ACCESS_TOKEN is: replies need both".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(error(
+                "WHATSAPP_ACCESS_TOKEN",
+                "is not set, but WHATSAPP_PHONE_NUMBER_ID is: replies need both".into(),
+            ))
+        }
+    };
+    let defaults = bridge::senders::Templates::default();
+    let templates = bridge::senders::Templates {
+        reply: get("WHATSAPP_REPLY_TEMPLATE").unwrap_or(defaults.reply),
+        ops_notice: get("WHATSAPP_OPS_TEMPLATE").unwrap_or(defaults.ops_notice),
+        language: get("WHATSAPP_TEMPLATE_LANGUAGE").unwrap_or(defaults.language),
+    };
+    let ugridplan = match (
+        get("UGRIDPLAN_URL"),
+        get("UGRIDPLAN_USER"),
+        get("UGRIDPLAN_PASSWORD"),
+    ) {
+        (None, None, None) => None,
+        (Some(url), Some(user), Some(password)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(error(
+                    "UGRIDPLAN_URL",
+                    format!("={url:?} must be an http:// or https:// URL (the API base, e.g. https://ugp.example.org/api)"),
+                ));
+            }
+            Some(bridge::ugridplan::UgridplanConfig::new(url, user, password))
+        }
+        (url, user, _) => {
+            let missing = if url.is_none() {
+                "UGRIDPLAN_URL"
+            } else if user.is_none() {
+                "UGRIDPLAN_USER"
+            } else {
+                "UGRIDPLAN_PASSWORD"
+            };
+            return Err(error(
+                missing,
+                "is not set, but other UGRIDPLAN_ settings are: forwarding needs UGRIDPLAN_URL, UGRIDPLAN_USER and UGRIDPLAN_PASSWORD".into(),
+            ));
+        }
+    };
+    let llm =
+        bridge::llm::LlmConfig::from_parts(get("LLM_URL"), get("LLM_API_KEY"), get("LLM_MODEL"))
+            .map_err(|problem| {
+                if problem.contains("LLM_MODEL is not") {
+                    error(
+                        "LLM_MODEL",
+                        "is not set, but LLM_URL is: set it to the model the endpoint serves"
+                            .into(),
+                    )
+                } else {
+                    let problem = problem.strip_prefix("LLM_URL ").unwrap_or(&problem);
+                    error("LLM_URL", problem.to_string())
+                }
+            })?;
+    let mut ops_recipients = Vec::new();
+    for raw in get("CCARE_OPS_RECIPIENTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        let phone = domain::phone::PhoneNumber::parse(raw).map_err(|e| {
+            error(
+                "CCARE_OPS_RECIPIENTS",
+                format!("holds {raw:?}, which is not a phone number: {e}"),
+            )
+        })?;
+        ops_recipients.push(phone);
+    }
+    Ok(BridgeSettings {
+        cloud_api,
+        templates,
+        ugridplan,
+        llm,
+        ops_recipients,
+        follow_up_window: duration(
+            "CCARE_BRIDGE_FOLLOW_UP_WINDOW",
+            "30m",
+            Duration::from_secs(60),
+        )?,
+        reply_spacing: duration("CCARE_BRIDGE_REPLY_SPACING", "3s", Duration::ZERO)?,
+    })
+}
 
 /// The shortest `CCARE_JWT_SECRET` accepted.
 pub const MIN_JWT_SECRET_BYTES: usize = api::MIN_SECRET_BYTES;
@@ -320,6 +473,8 @@ impl Settings {
             }
         };
 
+        let bridge = bridge_settings(&get, &duration)?;
+
         Ok(Settings {
             database_url,
             acdb,
@@ -337,6 +492,7 @@ impl Settings {
             jwt_secret,
             jwt_ttl,
             whatsapp,
+            bridge,
         })
     }
 
@@ -405,12 +561,66 @@ mod tests {
             ("NATS_URL", "nats"),
             ("CCARE_JWT_SECRET", "short"),
             ("CCARE_JWT_TTL", "forever"),
+            ("WHATSAPP_API_URL", "graph.facebook.com"),
+            ("LLM_URL", "ftp://llm"),
+            ("CCARE_OPS_RECIPIENTS", "+26658123456, call me"),
+            ("CCARE_BRIDGE_FOLLOW_UP_WINDOW", "soon"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var, "{value}");
             let line = err.to_string();
             assert!(!line.contains('\n') && line.contains(var), "{line}");
         }
+    }
+
+    #[test]
+    fn the_bridge_services_are_configured_whole_and_a_missing_part_is_named() {
+        let base = [
+            ("WHATSAPP_ACCESS_TOKEN", "token"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "1234567890"),
+            ("WHATSAPP_API_URL", "https://graph.facebook.com/v25.0"),
+            ("UGRIDPLAN_URL", "https://ugp.example.org/api"),
+            ("UGRIDPLAN_USER", "ops-bot"),
+            ("UGRIDPLAN_PASSWORD", "s3cret-value"),
+            ("LLM_URL", "http://127.0.0.1:9000/v1"),
+            ("LLM_MODEL", "triage-small"),
+            ("CCARE_OPS_RECIPIENTS", "+26658123456, 62001122"),
+        ];
+        let s = settings(&base).unwrap();
+        assert_eq!(
+            s.bridge.cloud_api.as_ref().unwrap().phone_number_id,
+            "1234567890"
+        );
+        assert!(s.bridge.ugridplan.is_some() && s.bridge.llm.is_some());
+        let ops: Vec<&str> = s.bridge.ops_recipients.iter().map(|p| p.as_str()).collect();
+        assert_eq!(ops, ["+26658123456", "+26662001122"]);
+        assert_eq!(s.bridge.follow_up_window, Duration::from_secs(30 * 60));
+        let none = settings(&[]).unwrap();
+        assert!(none.bridge.cloud_api.is_none() && none.bridge.ugridplan.is_none());
+        assert_eq!(none.bridge.templates.reply, "ccare_reply");
+
+        for (left_out, named) in [
+            ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_ACCESS_TOKEN"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_PHONE_NUMBER_ID"),
+            ("UGRIDPLAN_PASSWORD", "UGRIDPLAN_PASSWORD"),
+            ("UGRIDPLAN_URL", "UGRIDPLAN_URL"),
+            ("LLM_MODEL", "LLM_MODEL"),
+        ] {
+            let vars: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != left_out)
+                .collect();
+            let err = settings(&vars).expect_err(left_out);
+            assert_eq!(err.var, named);
+            assert!(!err.to_string().contains("s3cret-value"), "{err}");
+        }
+        let err = settings(&[
+            ("WHATSAPP_ACCESS_TOKEN", "t"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "+266 2200"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "WHATSAPP_PHONE_NUMBER_ID");
     }
 
     #[test]

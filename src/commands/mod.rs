@@ -4,13 +4,16 @@ mod acdb;
 mod analysts;
 mod audit;
 mod bench;
+mod bridge;
 pub(crate) mod cdc;
 mod projections;
 mod serve;
 mod status;
 mod users;
 
-use crate::cli::{AcdbCommand, AuditCommand, BenchCommand, Command, ProjectionsCommand};
+use crate::cli::{
+    AcdbCommand, AuditCommand, BenchCommand, BridgeCommand, Command, ProjectionsCommand,
+};
 use crate::config::Settings;
 use crate::database::Database;
 
@@ -18,6 +21,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Demo => serve::demo(settings).await,
         Command::Serve(args) => serve::serve(settings, args).await,
+        Command::Bridge {
+            command: BridgeCommand::Simulate { from, name, text },
+        } => bridge::simulate(settings, &from, &name, &text.join(" ")).await,
         Command::Cdc(args) => cdc::run(settings, args).await,
         Command::Status { json } => status::run(settings, json).await,
         Command::Audit { command } => match command {

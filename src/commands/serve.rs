@@ -25,7 +25,7 @@ const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let roles = resolve_roles(&settings, &args.role)?;
     let db = Database::open(&settings).await?;
-    let result = run_roles(&settings, &db, &roles, None).await;
+    let result = run_roles(&settings, &db, &roles, None, false).await;
     db.close().await?;
     result
 }
@@ -48,12 +48,15 @@ pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     if settings.jwt_secret.is_none() {
         settings.jwt_secret = Some(demo_secret(&settings.data_dir)?);
     }
+    if settings.whatsapp.is_none() {
+        settings.whatsapp = Some(super::bridge::demo_whatsapp(&settings.data_dir)?);
+    }
     let db = Database::open(&settings).await?;
     let admin_password = demo_admin(&settings.data_dir, &db).await?;
-    let roles: BTreeSet<Role> = [Role::Api, Role::Cdc, Role::Projector].into();
+    let roles: BTreeSet<Role> = [Role::Api, Role::Cdc, Role::Projector, Role::Bridge].into();
     let next_steps =
         move |settings: &Settings| print_next_steps(settings, admin_password.as_deref());
-    let result = run_roles(&settings, &db, &roles, Some(&next_steps)).await;
+    let result = run_roles(&settings, &db, &roles, Some(&next_steps), true).await;
     db.close().await?;
     result
 }
@@ -68,14 +71,18 @@ fn sqlite_dsn(file: &Path) -> anyhow::Result<String> {
 /// under the data directory, so tokens survive a restart. A real deployment sets
 /// `CCARE_JWT_SECRET` instead.
 fn demo_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let file = data_dir.join("jwt-secret");
-    if let Ok(secret) = std::fs::read_to_string(&file) {
+    demo_file_secret(&data_dir.join("jwt-secret"))
+}
+
+/// A random secret kept in `file` (owner-readable), generated when the file has none.
+pub(crate) fn demo_file_secret(file: &Path) -> anyhow::Result<String> {
+    if let Ok(secret) = std::fs::read_to_string(file) {
         if secret.trim().len() >= api::MIN_SECRET_BYTES {
             return Ok(secret.trim().to_string());
         }
     }
     let secret = api::auth::passwords::random_secret();
-    write_private(&file, &secret)?;
+    write_private(file, &secret)?;
     Ok(secret)
 }
 
@@ -152,6 +159,9 @@ fn print_next_steps(settings: &Settings, admin_password: Option<&str>) {
     eprintln!("  status:        CCARE_DATA_DIR={data_dir} ccare status");
     eprintln!("  verify chain:  CCARE_DATA_DIR={data_dir} ccare audit verify");
     eprintln!("  read models:   CCARE_DATA_DIR={data_dir} ccare projections status");
+    eprintln!(
+        "  WhatsApp:      CCARE_DATA_DIR={data_dir} ccare bridge simulate --from +26658001234 \"Ha ke na motlakase\""
+    );
     if let Some(AcdbLocation::Odbc(dsn)) = &settings.acdb {
         eprintln!("  edit the ACDB: isql -k '{dsn}'   (changes appear within one poll interval)");
     }
@@ -197,6 +207,7 @@ async fn run_roles(
     db: &Database,
     roles: &BTreeSet<Role>,
     after_start: Option<&(dyn Fn(&Settings) + Sync)>,
+    demo: bool,
 ) -> anyhow::Result<()> {
     let nats = settings.nats_url.as_ref().map(|url| NatsConfig {
         stream: settings.nats_stream.clone(),
@@ -300,6 +311,7 @@ async fn run_roles(
             )),
             writes: Arc::new(WriteQueue::new(db.pool.clone(), WRITE_WAIT)),
             tariffs: Arc::new(TariffSchedules::new(db.pool.clone())),
+            tickets: Arc::new(adapters::commands::Tickets::new(db.pool.clone())),
             chain: Arc::new(EventStore::new(db.pool.clone())),
             whatsapp: settings
                 .whatsapp
@@ -323,11 +335,13 @@ async fn run_roles(
         });
     }
     if roles.contains(&Role::Bridge) {
-        // The webhook's intake is the api role's (deliveries are stored before Meta's 200);
-        // the worker that processes the inbox is not built yet, so the role has nothing to run.
-        tracing::info!(
-            "bridge role: deliveries wait in the WhatsApp inbox; processing them is not built yet"
-        );
+        let mut bridge_settings = settings.clone();
+        // Without Meta credentials the demo's replies go to a local stand-in, which prints them.
+        if demo && bridge_settings.bridge.cloud_api.is_none() {
+            bridge_settings.bridge.cloud_api =
+                Some(super::bridge::start_cloud_api_simulator(&mut tasks, &stop).await?);
+        }
+        super::bridge::spawn(&bridge_settings, db, &mut tasks, &stop)?;
     }
     if let Some(after_start) = after_start {
         after_start(settings);

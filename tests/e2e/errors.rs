@@ -106,3 +106,51 @@ fn the_bridge_role_refuses_to_start_without_both_whatsapp_settings() {
     assert_eq!(half.status.code(), Some(2));
     assert_one_error_line(&half, &["WHATSAPP_APP_SECRET", "is not set"]);
 }
+
+#[test]
+fn simulating_a_whatsapp_message_without_a_secret_or_a_server_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let no_secret = ccare(
+        &[
+            "bridge",
+            "simulate",
+            "--from",
+            "+26658123456",
+            "Ha ke na motlakase",
+        ],
+        &[],
+        dir.path(),
+    );
+    let bad_phone = ccare(
+        &[
+            "bridge",
+            "simulate",
+            "--from",
+            "call me",
+            "Ha ke na motlakase",
+        ],
+        &[],
+        dir.path(),
+    );
+    // Nothing listens on this port: the error says where it posted and what to start.
+    let no_server = ccare(
+        &[
+            "bridge",
+            "simulate",
+            "--from",
+            "+26658123456",
+            "Ha ke na motlakase",
+        ],
+        &[
+            ("WHATSAPP_VERIFY_TOKEN", "a-token"),
+            ("WHATSAPP_APP_SECRET", "a-secret"),
+            ("CCARE_LISTEN", "127.0.0.1:9"),
+        ],
+        dir.path(),
+    );
+
+    assert_one_error_line(&no_secret, &["WHATSAPP_APP_SECRET", "ccare demo"]);
+    assert_one_error_line(&bad_phone, &["--from", "not a phone number"]);
+    assert_one_error_line(&no_server, &["127.0.0.1:9/webhooks/whatsapp", "running"]);
+}

@@ -126,6 +126,7 @@ async fn start_api(
         users,
         writes: Arc::new(WriteQueue::new(pool.clone(), Duration::from_secs(30))),
         tariffs: Arc::new(TariffSchedules::new(pool.clone())),
+        tickets: Arc::new(adapters::commands::Tickets::new(pool.clone())),
         chain: Arc::new(EventStore::new(pool.clone())),
         whatsapp: None,
     };
