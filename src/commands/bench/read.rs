@@ -98,14 +98,17 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
         "imported {head} events in {:.1}s; building the read models ...",
         started.elapsed().as_secs_f64()
     );
-    let runner = Arc::new(ProjectorRunner::new(pool.clone(), projections::all()));
+    let runner = Arc::new(ProjectorRunner::new(pool.clone(), measured_read_models()));
     runner.ensure_ready().await?;
     let started = Instant::now();
     runner.catch_up().await?;
     let catch_up = started.elapsed().as_secs_f64();
     println!("customers                      {}", bench.customers);
     println!("events in the log              {head}");
-    println!("first build of every read model {catch_up:.1} s");
+    println!(
+        "first build of the read models measured ({}) {catch_up:.1} s",
+        MEASURED_READ_MODELS.join(", ")
+    );
 
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -149,6 +152,18 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
     }
     pool.close().await;
     Ok(())
+}
+
+/// The read models the measured endpoints read (the analytics figures, the customers the
+/// changes are timed on, the caller's account). The others are left out: at 130,000 customers
+/// the audit and the mirror of every row would double the disk the benchmark needs.
+const MEASURED_READ_MODELS: [&str; 4] = ["users", "customers", "tariffs", "analytics"];
+
+fn measured_read_models() -> Vec<Arc<dyn projections::Projection>> {
+    projections::all()
+        .into_iter()
+        .filter(|p| MEASURED_READ_MODELS.contains(&p.name()))
+        .collect()
 }
 
 /// (a): the endpoints under concurrent clients, and the legacy computation.
