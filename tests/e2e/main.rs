@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ccare` binary: what an operator sees when something is wrong.
 
 mod architecture;
+mod bridge;
 mod errors;
 mod helpers;
 mod nats;
