@@ -246,6 +246,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         clients: u32,
     },
+    /// The WhatsApp bridge: signed webhook deliveries/s accepted and fully processed against the
+    /// bare HTTP rate of the same server, and the p99 from delivery to reply sent.
+    Bridge {
+        #[arg(long, default_value_t = 1338)]
+        customers: u32,
+        /// Deliveries posted, each from a different customer's phone.
+        #[arg(long, default_value_t = 500)]
+        messages: u32,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 16)]
+        clients: u32,
+    },
     /// The read side: analytics latency under concurrent clients against the legacy ODBC
     /// computation, rebuild events/s against a raw log read, and ACDB change -> API latency.
     Read {

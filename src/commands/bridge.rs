@@ -25,7 +25,7 @@ use crate::config::{Settings, WhatsAppSettings};
 use crate::database::Database;
 
 /// How often the senders look at the outbox.
-const REPLY_POLL: Duration = Duration::from_secs(1);
+pub(crate) const REPLY_POLL: Duration = Duration::from_secs(1);
 const UGRIDPLAN_POLL: Duration = Duration::from_secs(5);
 
 /// Starts the worker and the configured senders, and says at start-up which parts run.

@@ -46,6 +46,18 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 updates,
                 clients,
             } => bench::write(settings, customers, updates, clients).await,
+            BenchCommand::Bridge {
+                customers,
+                messages,
+                clients,
+            } => {
+                let bench = bench::BridgeBench {
+                    customers,
+                    messages,
+                    clients,
+                };
+                bench::bridge(settings, bench).await
+            }
             BenchCommand::Read {
                 customers,
                 years,

@@ -2,6 +2,7 @@
 //! on this machine, and the ratio. They run on a private cluster and a generated ACDB in a
 //! scratch directory, never on the configured databases.
 
+mod bridge;
 mod import;
 mod read;
 mod write;
@@ -27,6 +28,7 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use bridge::{bridge, BridgeBench};
 pub use import::import;
 pub use read::{read, ReadBench};
 pub use write::write;
@@ -89,6 +91,7 @@ async fn start_api(
     stop: &CancellationToken,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     role: Role,
+    whatsapp: Option<api::WhatsAppWebhook>,
 ) -> anyhow::Result<(HttpClient, std::net::SocketAddr, String)> {
     let users = Arc::new(UserAccounts::new(
         pool.clone(),
@@ -128,7 +131,7 @@ async fn start_api(
         tariffs: Arc::new(TariffSchedules::new(pool.clone())),
         tickets: Arc::new(adapters::commands::Tickets::new(pool.clone())),
         chain: Arc::new(EventStore::new(pool.clone())),
-        whatsapp: None,
+        whatsapp,
     };
     let secret = api::auth::passwords::random_secret();
     let state = api::AppState::new(

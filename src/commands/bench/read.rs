@@ -113,7 +113,7 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> an
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let (client, address, token) =
-        super::start_api(&pool, &stop, &mut tasks, Role::FinanceTeam).await?;
+        super::start_api(&pool, &stop, &mut tasks, Role::FinanceTeam, None).await?;
 
     if bench.latency {
         latency(&client, address, &token, &dsn, bench).await?;

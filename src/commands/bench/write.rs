@@ -139,7 +139,7 @@ async fn measure(
     }
     runner.catch_up().await?;
     let (client, address, token) =
-        super::start_api(&pool, &stop, &mut tasks, Role::OnmTeam).await?;
+        super::start_api(&pool, &stop, &mut tasks, Role::OnmTeam, None).await?;
     let ids: Vec<i64> =
         sqlx::query_scalar("select customer_id from read_model.customers order by customer_id")
             .fetch_all(&pool)
