@@ -173,6 +173,10 @@ impl TariffCommands for TariffSchedules {
 pub struct Tickets {
     tickets: Executor<Ticket>,
     series: Executor<TicketSeries>,
+    /// Allocations in this process take turns: concurrent ones would all load the same series
+    /// and all but one lose the optimistic-concurrency race, again and again under a burst (an
+    /// outage reported by a whole village). Other processes still race, and retry.
+    allocating: tokio::sync::Mutex<()>,
 }
 
 impl Tickets {
@@ -180,6 +184,7 @@ impl Tickets {
         Tickets {
             tickets: Executor::new(pool.clone(), ()),
             series: Executor::new(pool, ()),
+            allocating: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -194,6 +199,7 @@ impl TicketCommands for Tickets {
         context: &CommandContext,
     ) -> Result<TicketNumber, CommandError<SeriesError>> {
         let id = series_id(site.as_str(), year);
+        let _turn = self.allocating.lock().await;
         let allocate = SeriesCommand::Allocate {
             for_ref: for_ref.to_string(),
         };

@@ -52,12 +52,21 @@ impl PgWebhookInbox {
         })
     }
 
-    async fn pending(&self, limit: u32) -> Result<Vec<PendingDelivery>> {
+    async fn pending(
+        &self,
+        after: i64,
+        limit: u32,
+        max_attempts: i32,
+    ) -> Result<Vec<PendingDelivery>> {
         let rows: Vec<PendingRow> = sqlx::query_as(
             "select id, received_at, body, message_ids, attempts, last_error
-             from whatsapp_inbox where processed_at is null order by id limit $1",
+             from whatsapp_inbox
+             where processed_at is null and id > $1 and attempts < $3
+             order by id limit $2",
         )
+        .bind(after)
         .bind(i64::from(limit))
+        .bind(max_attempts)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -144,9 +153,13 @@ impl WebhookInbox for PgWebhookInbox {
 
     async fn next_unprocessed(
         &self,
+        after: i64,
         limit: u32,
+        max_attempts: i32,
     ) -> std::result::Result<Vec<PendingDelivery>, String> {
-        self.pending(limit).await.map_err(|e| e.to_string())
+        self.pending(after, limit, max_attempts)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn mark_processed(&self, id: i64) -> std::result::Result<(), String> {

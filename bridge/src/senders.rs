@@ -14,6 +14,7 @@ use domain::envelope::{Actor, Channel};
 use domain::outbox::{Outbox, OutboxChannel, OutboxItem};
 use domain::phone::PhoneNumber;
 use domain::ticket::{TicketCommand, TicketError};
+use futures::StreamExt;
 
 use crate::outbox_items::{backoff, UgridplanItem, WhatsappItem};
 use crate::ugridplan::UgridplanClient;
@@ -87,7 +88,11 @@ async fn settle(outbox: &dyn Outbox, item: &OutboxItem, outcome: Outcome, tally:
     }
 }
 
-/// Takes the items of `channel` due now, sends each with `send`, and records the outcomes.
+/// How many items (each to a different recipient) are sent at the same time.
+const CONCURRENT_SENDS: usize = 8;
+
+/// Takes the items of `channel` due now, sends them with `send` (several recipients at a time;
+/// each recipient has one item due at most), and records the outcomes.
 async fn drain<T, F, Fut>(
     outbox: &dyn Outbox,
     channel: OutboxChannel,
@@ -98,12 +103,24 @@ where
     F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
 {
+    let due = outbox.due(channel, Utc::now(), BATCH).await?;
+    let outcomes: Vec<(OutboxItem, Outcome)> = futures::stream::iter(due)
+        .map(|item| {
+            let decoded = serde_json::from_str::<T>(&item.payload);
+            let send = &send;
+            async move {
+                let outcome = match decoded {
+                    Ok(payload) => send(payload).await,
+                    Err(e) => Outcome::GiveUp(format!("the item cannot be read: {e}")),
+                };
+                (item, outcome)
+            }
+        })
+        .buffer_unordered(CONCURRENT_SENDS)
+        .collect()
+        .await;
     let mut tally = Sent::default();
-    for item in outbox.due(channel, Utc::now(), BATCH).await? {
-        let outcome = match serde_json::from_str::<T>(&item.payload) {
-            Ok(payload) => send(payload).await,
-            Err(e) => Outcome::GiveUp(format!("the item cannot be read: {e}")),
-        };
+    for (item, outcome) in outcomes {
         settle(outbox, &item, outcome, &mut tally).await;
     }
     Ok(tally)
@@ -127,8 +144,19 @@ async fn run_passes<F, Fut>(
 {
     tokio::pin!(shutdown);
     loop {
-        if let Err(error) = pass().await {
-            tracing::warn!(error = %error, "the outbox is unavailable; trying again");
+        let busy = match pass().await {
+            Ok(sent) => sent.sent + sent.given_up > 0,
+            Err(error) => {
+                tracing::warn!(error = %error, "the outbox is unavailable; trying again");
+                false
+            }
+        };
+        // More may be due already: look again at once, unless it is time to stop.
+        if busy {
+            if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
+                return;
+            }
+            continue;
         }
         tokio::select! {
             () = &mut shutdown => return,

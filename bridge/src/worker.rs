@@ -8,8 +8,11 @@
 //! from the start and ends where it would have ended, with nothing twice. A message counts as
 //! handled once its reply is queued in its conversation, which is the last step.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
+
+use futures::StreamExt;
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 use chrono_tz::Africa::Maseru;
@@ -35,6 +38,12 @@ use crate::ugridplan::{self, Reporter};
 /// How many times a delivery is tried before the worker leaves it (in the inbox, with its last
 /// error, to be replayed once the cause is fixed).
 pub const MAX_DELIVERY_ATTEMPTS: i32 = 10;
+
+/// How many deliveries the worker reads from the inbox at a time.
+const PAGE: u32 = 200;
+
+/// How many senders' deliveries are processed at the same time.
+const CONCURRENT_SENDERS: usize = 8;
 
 /// The default least time between two replies to one customer.
 pub const DEFAULT_REPLY_SPACING: Duration = Duration::seconds(3);
@@ -127,57 +136,102 @@ impl InboxWorker {
         }
     }
 
-    /// Processes every delivery waiting in the inbox, oldest first. A delivery that fails is
-    /// recorded as failed and tried again by a later pass; the others go on.
+    /// Processes every delivery waiting in the inbox, oldest first, several senders at a time:
+    /// one sender's deliveries in order, one after the other. A delivery that fails is recorded
+    /// as failed and tried again by a later pass; its sender's later deliveries wait with it.
     pub async fn process_pending(&self) -> Result<Pass, WorkerError> {
         let mut pass = Pass::default();
+        // Senders with a delivery that failed in this pass: the rest of theirs waits.
+        let mut held: HashSet<String> = HashSet::new();
+        let mut after = 0;
         loop {
-            let pending = self
+            let page = self
                 .ports
                 .inbox
-                .next_unprocessed(100)
+                .next_unprocessed(after, PAGE, MAX_DELIVERY_ATTEMPTS)
                 .await
                 .map_err(unavailable("webhook inbox"))?;
-            let fresh: Vec<PendingDelivery> = pending
-                .into_iter()
-                .filter(|d| d.attempts < MAX_DELIVERY_ATTEMPTS)
-                .collect();
-            if fresh.is_empty() {
+            let Some(last) = page.last() else {
                 return Ok(pass);
+            };
+            after = last.id;
+            let mut senders: Vec<(String, Vec<PendingDelivery>)> = Vec::new();
+            for delivery in page {
+                let sender = sender_of(&delivery);
+                if held.contains(&sender) {
+                    continue;
+                }
+                match senders.iter_mut().find(|(s, _)| *s == sender) {
+                    Some((_, deliveries)) => deliveries.push(delivery),
+                    None => senders.push((sender, vec![delivery])),
+                }
             }
-            let mut progressed = false;
-            for delivery in fresh {
-                pass.deliveries += 1;
-                match self.process(&delivery).await {
-                    Ok(()) => {
-                        self.ports
-                            .inbox
-                            .mark_processed(delivery.id)
-                            .await
-                            .map_err(unavailable("webhook inbox"))?;
-                        progressed = true;
-                    }
-                    Err(error) => {
-                        pass.failed += 1;
-                        let attempts = delivery.attempts + 1;
-                        if attempts >= MAX_DELIVERY_ATTEMPTS {
-                            tracing::error!(delivery = delivery.id, attempts, error = %error, "a webhook delivery failed too often; it stays in the inbox, unprocessed, for a replay");
-                        } else {
-                            tracing::warn!(delivery = delivery.id, attempts, error = %error, "processing a webhook delivery failed; it will be tried again");
-                        }
-                        self.ports
-                            .inbox
-                            .mark_failed(delivery.id, &error.to_string())
-                            .await
-                            .map_err(unavailable("webhook inbox"))?;
+            let outcomes: Vec<(String, usize, Option<WorkerError>)> =
+                futures::stream::iter(senders)
+                    .map(|(sender, deliveries)| async move {
+                        let (done, failure) = self.process_in_order(deliveries).await;
+                        (sender, done, failure)
+                    })
+                    .buffer_unordered(CONCURRENT_SENDERS)
+                    .collect()
+                    .await;
+            for (sender, done, failure) in outcomes {
+                pass.deliveries += done;
+                if let Some(error) = failure {
+                    pass.deliveries += 1;
+                    pass.failed += 1;
+                    held.insert(sender);
+                    // Only an unreachable inbox ends the pass; a failed delivery waits.
+                    if let WorkerError::Unavailable {
+                        what: "webhook inbox",
+                        ..
+                    } = error
+                    {
+                        return Err(error);
                     }
                 }
             }
-            // Failed deliveries come back in the next batch: leave them to the next pass.
-            if !progressed {
-                return Ok(pass);
-            }
         }
+    }
+
+    /// Processes one sender's deliveries in order, stopping at the first that fails (recorded as
+    /// failed). Returns how many were processed, and the failure.
+    async fn process_in_order(
+        &self,
+        deliveries: Vec<PendingDelivery>,
+    ) -> (usize, Option<WorkerError>) {
+        let mut done = 0;
+        for delivery in deliveries {
+            let outcome = match self.process(&delivery).await {
+                Ok(()) => self
+                    .ports
+                    .inbox
+                    .mark_processed(delivery.id)
+                    .await
+                    .map_err(unavailable("webhook inbox")),
+                Err(error) => Err(error),
+            };
+            let Err(error) = outcome else {
+                done += 1;
+                continue;
+            };
+            let attempts = delivery.attempts + 1;
+            if attempts >= MAX_DELIVERY_ATTEMPTS {
+                tracing::error!(delivery = delivery.id, attempts, error = %error, "a webhook delivery failed too often; it stays in the inbox, unprocessed, for a replay");
+            } else {
+                tracing::warn!(delivery = delivery.id, attempts, error = %error, "processing a webhook delivery failed; it will be tried again");
+            }
+            if let Err(e) = self
+                .ports
+                .inbox
+                .mark_failed(delivery.id, &error.to_string())
+                .await
+            {
+                return (done, Some(unavailable("webhook inbox")(e)));
+            }
+            return (done, Some(error));
+        }
+        (done, None)
     }
 
     /// Runs passes until `shutdown`, every poll interval, backing off after failures.
@@ -521,8 +575,8 @@ impl InboxWorker {
             number: number.clone(),
             category: draft.category,
             priority: draft.priority,
-            summary: summary.clone(),
-            description: draft.description.clone(),
+            summary: at_most(&summary, domain::ticket::MAX_TEXT_CHARS),
+            description: at_most(&draft.description, domain::ticket::MAX_TEXT_CHARS),
             customer_id: customer.map(|c| c.customer_id),
             phone: Some(case.phone.as_str().to_string()),
             channel: TicketChannel::Whatsapp,
@@ -661,6 +715,31 @@ fn context() -> CommandContext {
     })
 }
 
+/// Whose delivery it is: the sender of its first message, or the recipient of its first status
+/// update (the conversation it changes). One sender's deliveries are handled in order.
+fn sender_of(delivery: &PendingDelivery) -> String {
+    cloud_api::parse_delivery(&delivery.body)
+        .ok()
+        .and_then(|parsed| {
+            cloud_api::inbound_items(&parsed)
+                .into_iter()
+                .find_map(|item| match item {
+                    InboundItem::Message(m) => Some(m.from),
+                    InboundItem::Status(s) => s.recipient,
+                })
+        })
+        .unwrap_or_default()
+}
+
+/// `text` cut to `limit` characters (a WhatsApp text may hold 4,096; a ticket keeps 4,000), the
+/// cut marked, so a long report still opens its ticket.
+fn at_most(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit.saturating_sub(1)) {
+        Some((cut, _)) if text.chars().count() > limit => format!("{}…", &text[..cut]),
+        _ => text.to_string(),
+    }
+}
+
 /// A wa_id (country code and number, digits only) as a phone number.
 fn wa_phone(wa_id: &str) -> Option<PhoneNumber> {
     PhoneNumber::parse(&format!("+{}", wa_id.trim().trim_start_matches('+'))).ok()
@@ -685,6 +764,13 @@ fn media_of(content: &Content) -> Option<MediaRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_longer_than_the_limit_is_cut_and_marked() {
+        assert_eq!(at_most("motlakase", 20), "motlakase");
+        assert_eq!(at_most("motlakase", 5), "motl…");
+        assert_eq!(at_most("ĥĥĥĥĥĥ", 3).chars().count(), 3);
+    }
 
     #[test]
     fn a_wa_id_reads_as_the_e164_phone_it_is() {

@@ -59,9 +59,16 @@ pub trait WebhookInbox: Send + Sync {
     /// delivery that carried it first, so the worker acts on a message once.
     async fn store(&self, delivery: NewDelivery) -> Result<StoredDelivery, String>;
 
-    /// Up to `limit` deliveries not processed yet, failed ones included, oldest first: the order
-    /// customers wrote in.
-    async fn next_unprocessed(&self, limit: u32) -> Result<Vec<PendingDelivery>, String>;
+    /// Up to `limit` deliveries not processed yet with an id above `after`, oldest first (the
+    /// order customers wrote in), leaving out those that failed `max_attempts` times or more
+    /// (they wait for a replay once the cause is fixed). A worker pages through all of them with
+    /// `after` = the last id of the previous page.
+    async fn next_unprocessed(
+        &self,
+        after: i64,
+        limit: u32,
+        max_attempts: i32,
+    ) -> Result<Vec<PendingDelivery>, String>;
 
     /// Records delivery `id` as processed; it is not listed again. Marking it twice changes
     /// nothing. An unknown id is an error.

@@ -52,7 +52,7 @@ async fn a_stored_delivery_keeps_its_body_byte_for_byte_and_waits_unprocessed() 
         .unwrap();
 
     assert!(!stored.redelivery);
-    let pending = inbox.next_unprocessed(10).await.unwrap();
+    let pending = inbox.next_unprocessed(0, 10, i32::MAX).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, stored.id);
     assert_eq!(pending[0].body, body);
@@ -182,7 +182,7 @@ async fn unprocessed_deliveries_are_listed_oldest_first_up_to_the_limit() {
     }
 
     let first_two: Vec<i64> = inbox
-        .next_unprocessed(2)
+        .next_unprocessed(0, 2, i32::MAX)
         .await
         .unwrap()
         .iter()
@@ -190,7 +190,7 @@ async fn unprocessed_deliveries_are_listed_oldest_first_up_to_the_limit() {
         .collect();
 
     assert_eq!(first_two, ids[..2]);
-    assert!(inbox.next_unprocessed(0).await.unwrap().is_empty());
+    assert!(inbox.next_unprocessed(0, 0, i32::MAX).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -213,7 +213,7 @@ async fn a_processed_delivery_leaves_the_listing_and_a_failed_one_stays_with_its
         .await
         .unwrap();
 
-    let pending = inbox.next_unprocessed(10).await.unwrap();
+    let pending = inbox.next_unprocessed(0, 10, i32::MAX).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, failing.id);
     assert_eq!(pending[0].attempts, 2);
@@ -221,6 +221,13 @@ async fn a_processed_delivery_leaves_the_listing_and_a_failed_one_stays_with_its
         pending[0].last_error.as_deref(),
         Some("uGridPlan timed out")
     );
+    // Failed as often as the caller allows, it is left out; and a page starts after `after`.
+    assert!(inbox.next_unprocessed(0, 10, 2).await.unwrap().is_empty());
+    assert!(inbox
+        .next_unprocessed(failing.id, 10, i32::MAX)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Marking it again is harmless and keeps the first time.
     let processed_at = |pool: PgPool| async move {

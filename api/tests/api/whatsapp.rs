@@ -131,7 +131,7 @@ async fn a_correctly_signed_delivery_is_stored_byte_for_byte_before_the_200() {
     );
     // Read back through the port the bridge's worker will use.
     let pending = PgWebhookInbox::new(app.db.pool.clone())
-        .next_unprocessed(10)
+        .next_unprocessed(0, 10, i32::MAX)
         .await
         .unwrap();
     assert_eq!(pending.len(), 1);

@@ -352,3 +352,20 @@ async fn an_unknown_sender_who_names_their_village_gets_tickets_at_its_site() {
         Some("MAS")
     );
 }
+
+#[tokio::test]
+async fn a_report_as_long_as_whatsapp_allows_still_opens_its_ticket() {
+    let bridge = Bridge::new().await;
+    let long = format!("Ha ke na motlakase. {}", "Ho lefifi. ".repeat(370));
+    assert!(long.chars().count() > domain::ticket::MAX_TEXT_CHARS);
+    bridge
+        .receive(
+            MPHO_WA_ID,
+            "wamid.1",
+            &long,
+            Utc::now(),
+            WorkerSettings::default(),
+        )
+        .await;
+    assert_eq!(bridge.ticket_numbers().await.len(), 1);
+}
