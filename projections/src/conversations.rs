@@ -52,6 +52,7 @@ impl Projection for ConversationsProjection {
     async fn create_tables(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
         let conversations = qualified(schema, "conversations");
         let messages = qualified(schema, "conversation_messages");
+        let statuses = qualified(schema, "conversation_statuses");
         let statements = [
             format!(
                 "create table {conversations} (
@@ -86,6 +87,19 @@ impl Projection for ConversationsProjection {
                 )"
             ),
             format!("comment on table {messages} is 'ccare: every WhatsApp message in (direction in, message_id the wamid) or out (direction out, message_id the reply id, wamid once the Cloud API accepted it, status the furthest delivery status reached), with the ticket the conversation was linked to at the time'"),
+            // Every status reported, also for a reply not yet recorded as sent (the Cloud API's
+            // webhook can overtake the sender's own record): applied when it is.
+            format!(
+                "create table {statuses} (
+                    position bigint primary key,
+                    phone    text not null,
+                    wamid    text not null,
+                    status   text not null,
+                    at       timestamptz not null
+                )"
+            ),
+            format!("comment on table {statuses} is 'ccare: every delivery status the Cloud API reported for a reply, in order'"),
+            format!("create index on {statuses} (phone, wamid, position)"),
             // What applying a reply's acceptance and its statuses looks up.
             format!("create index on {messages} (phone, message_id)"),
             format!("create index on {messages} (phone, wamid) where wamid is not null"),
@@ -112,6 +126,7 @@ impl Projection for ConversationsProjection {
     ) -> Result<()> {
         let conversations = qualified(schema, "conversations");
         let messages = qualified(schema, "conversation_messages");
+        let statuses = qualified(schema, "conversation_statuses");
         for event in events {
             if event.aggregate_type != CONVERSATION {
                 continue;
@@ -242,8 +257,52 @@ impl Projection for ConversationsProjection {
                     .bind(&wamid)
                     .execute(&mut *conn)
                     .await?;
+                    // Statuses that came before this record now have their message.
+                    let earlier: Vec<(String, DateTime<Utc>)> = sqlx::query_as(&format!(
+                        "select status, at from {statuses} where phone = $1 and wamid = $2 order by position"
+                    ))
+                    .bind(phone)
+                    .bind(&wamid)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let mut shown: Option<(String, DateTime<Utc>)> = None;
+                    for (status, at) in earlier {
+                        let furthest = furthest_status(
+                            &wamid,
+                            shown.as_ref().map(|(s, _)| s.as_str()),
+                            &status,
+                            at,
+                        );
+                        if shown.as_ref().map(|(s, _)| s) != Some(&furthest) {
+                            shown = Some((furthest, at));
+                        }
+                    }
+                    if let Some((status, at)) = shown {
+                        sqlx::query(&format!(
+                            "update {messages} set status = $4, status_at = $5
+                             where phone = $1 and message_id = $2 and direction = 'out' and wamid = $3"
+                        ))
+                        .bind(phone)
+                        .bind(&reply_id)
+                        .bind(&wamid)
+                        .bind(&status)
+                        .bind(at)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
                 }
                 ConversationEvent::ReplyStatus { wamid, status, at } => {
+                    sqlx::query(&format!(
+                        "insert into {statuses} (position, phone, wamid, status, at)
+                         values ($1, $2, $3, $4, $5) on conflict (position) do nothing"
+                    ))
+                    .bind(event.position)
+                    .bind(phone)
+                    .bind(&wamid)
+                    .bind(&status)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
                     let shown: Vec<(i64, Option<String>)> = sqlx::query_as(&format!(
                         "select position, status from {messages}
                          where phone = $1 and wamid = $2 and direction = 'out'"
@@ -252,8 +311,7 @@ impl Projection for ConversationsProjection {
                     .bind(&wamid)
                     .fetch_all(&mut *conn)
                     .await?;
-                    // A status of a reply this conversation never sent (or not yet recorded as
-                    // sent) has no message to show it on.
+                    // A reply not yet recorded as sent gets it when it is (above).
                     for (position, current) in shown {
                         let furthest = furthest_status(&wamid, current.as_deref(), &status, at);
                         if current.as_deref() != Some(furthest.as_str()) {

@@ -269,3 +269,37 @@ async fn a_customers_history_gathers_every_phone_identified_as_theirs_and_pages_
     assert!(nobody.is_empty());
     assert_eq!(none, 0);
 }
+
+#[tokio::test]
+async fn a_status_that_overtakes_the_senders_record_shows_once_the_reply_is_recorded_as_sent() {
+    let h = Harness::new().await;
+    let desk = h.care_desk().await;
+    desk.converse(PHONE, receive("wamid.1", "Lumela", 0)).await;
+    reply(&desk, PHONE, "wamid.1", "Lumela! Re ka u thusa joang?", 1).await;
+    // Meta's webhook for the reply arrives before the sender has recorded the reply as sent.
+    status(&desk, "wamid.out.1", "delivered", 2).await;
+    status(&desk, "wamid.out.1", "sent", 2).await;
+    desk.converse(
+        PHONE,
+        ConversationCommand::RecordSent {
+            reply_id: reply_id_for("wamid.1"),
+            wamid: "wamid.out.1".into(),
+        },
+    )
+    .await;
+    desk.catch_up().await;
+
+    let (messages, _) = desk
+        .read_models
+        .conversation_history(&Party::Phone(PhoneNumber::parse(PHONE).unwrap()), 10, 0)
+        .await
+        .unwrap();
+    let sent = messages.iter().find(|m| m.direction == "out").unwrap();
+    assert_eq!(sent.wamid.as_deref(), Some("wamid.out.1"));
+    assert_eq!(
+        sent.status.as_deref(),
+        Some("delivered"),
+        "the furthest of both"
+    );
+    assert_eq!(sent.status_at, Some(at(2)));
+}
