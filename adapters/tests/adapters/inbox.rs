@@ -190,7 +190,11 @@ async fn unprocessed_deliveries_are_listed_oldest_first_up_to_the_limit() {
         .collect();
 
     assert_eq!(first_two, ids[..2]);
-    assert!(inbox.next_unprocessed(0, 0, i32::MAX).await.unwrap().is_empty());
+    assert!(inbox
+        .next_unprocessed(0, 0, i32::MAX)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
