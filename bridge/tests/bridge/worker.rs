@@ -369,3 +369,39 @@ async fn a_report_as_long_as_whatsapp_allows_still_opens_its_ticket() {
         .await;
     assert_eq!(bridge.ticket_numbers().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_after_the_follow_up_window_is_a_new_matter_and_the_window_is_configurable() {
+    let bridge = Bridge::new().await;
+    let settings = || WorkerSettings {
+        follow_up_window: Duration::seconds(1),
+        ..WorkerSettings::default()
+    };
+    bridge
+        .receive(
+            MPHO_WA_ID,
+            "wamid.1",
+            "Ha ke na motlakase",
+            Utc::now(),
+            settings(),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    bridge
+        .receive(
+            MPHO_WA_ID,
+            "wamid.2",
+            "Mabone a timile hape",
+            Utc::now(),
+            settings(),
+        )
+        .await;
+
+    let numbers = bridge.ticket_numbers().await;
+    assert_eq!(
+        numbers.len(),
+        2,
+        "past the window, a second ticket: {numbers:?}"
+    );
+    assert_eq!(bridge.ticket(&numbers[0]).await.comments, 0);
+}
