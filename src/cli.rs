@@ -80,6 +80,9 @@ pub enum BridgeCommand {
         #[arg(required = true)]
         text: Vec<String>,
     },
+    /// Give the webhook deliveries the worker left after repeated failures another round of
+    /// attempts (once the cause is fixed; `ccare status` counts them).
+    Replay,
 }
 
 #[derive(Debug, Subcommand)]

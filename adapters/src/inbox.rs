@@ -21,6 +21,19 @@ impl PgWebhookInbox {
         PgWebhookInbox { pool }
     }
 
+    /// Gives the deliveries that failed `max_attempts` times or more a fresh set of attempts (an
+    /// operator's replay once the cause is fixed). Returns how many.
+    pub async fn replay_left(&self, max_attempts: i32) -> Result<u64> {
+        Ok(sqlx::query(
+            "update whatsapp_inbox set attempts = 0
+             where processed_at is null and attempts >= $1",
+        )
+        .bind(max_attempts)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     async fn insert(&self, delivery: &NewDelivery) -> Result<StoredDelivery> {
         let mut tx = crate::postgres::begin(&self.pool).await?;
         let id: i64 = sqlx::query_scalar(

@@ -194,3 +194,58 @@ impl Outbox for PgOutbox {
             .map_err(|e| e.to_string())
     }
 }
+
+/// The bridge's queues as `ccare status` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BridgeStatus {
+    /// Webhook deliveries stored and not processed yet.
+    pub inbox_waiting: i64,
+    /// Of those, deliveries whose processing failed at least once (still tried).
+    pub inbox_failing: i64,
+    /// Deliveries that failed as often as the worker tries: left for a replay.
+    pub inbox_left: i64,
+    /// Per outbox channel.
+    pub outbox: Vec<OutboxStatus>,
+}
+
+/// One outbox channel's items.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct OutboxStatus {
+    pub channel: String,
+    pub pending: i64,
+    /// Of those, items that failed at least once and wait for their next attempt.
+    pub retrying: i64,
+    pub given_up: i64,
+    pub sent: i64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// The bridge's queues; `max_attempts` is the worker's limit of tries per delivery.
+pub async fn bridge_status(pool: &PgPool, max_attempts: i32) -> Result<BridgeStatus> {
+    let (inbox_waiting, inbox_failing, inbox_left): (i64, i64, i64) = sqlx::query_as(
+        "select count(*) filter (where attempts < $1),
+                count(*) filter (where attempts > 0 and attempts < $1),
+                count(*) filter (where attempts >= $1)
+         from whatsapp_inbox where processed_at is null",
+    )
+    .bind(max_attempts)
+    .fetch_one(pool)
+    .await?;
+    let outbox = sqlx::query_as(
+        "select channel::text as channel,
+                count(*) filter (where done_at is null) as pending,
+                count(*) filter (where done_at is null and attempts > 0) as retrying,
+                count(*) filter (where gave_up) as given_up,
+                count(*) filter (where done_at is not null and not gave_up) as sent,
+                min(queued_at) filter (where done_at is null) as oldest_pending
+         from bridge_outbox group by channel order by channel",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(BridgeStatus {
+        inbox_waiting,
+        inbox_failing,
+        inbox_left,
+        outbox,
+    })
+}

@@ -257,3 +257,15 @@ pub async fn simulate(
     println!("reply:\n{reply}");
     Ok(())
 }
+
+/// `ccare bridge replay`: the deliveries left after repeated failures get another round.
+pub async fn replay(settings: Settings) -> anyhow::Result<()> {
+    let db = Database::open(&settings).await?;
+    let replayed = PgWebhookInbox::new(db.pool.clone())
+        .replay_left(bridge::worker::MAX_DELIVERY_ATTEMPTS)
+        .await;
+    db.close().await?;
+    let replayed = replayed?;
+    println!("{replayed} webhook deliveries will be processed again by the running bridge worker");
+    Ok(())
+}

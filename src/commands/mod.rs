@@ -24,6 +24,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bridge {
             command: BridgeCommand::Simulate { from, name, text },
         } => bridge::simulate(settings, &from, &name, &text.join(" ")).await,
+        Command::Bridge {
+            command: BridgeCommand::Replay,
+        } => bridge::replay(settings).await,
         Command::Cdc(args) => cdc::run(settings, args).await,
         Command::Status { json } => status::run(settings, json).await,
         Command::Audit { command } => match command {

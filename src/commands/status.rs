@@ -2,6 +2,7 @@
 
 use adapters::cdc::{self, CdcStatus};
 use adapters::nats::{relay_progress, RelayProgress};
+use adapters::outbox::{bridge_status, BridgeStatus};
 use adapters::store::{ChainStatus, EventStore};
 use serde::Serialize;
 
@@ -15,6 +16,8 @@ struct Status {
     cdc: CdcStatus,
     /// The NATS relay's progress per stream (empty without NATS).
     nats: Vec<RelayProgress>,
+    /// The WhatsApp bridge's inbox and outbox.
+    whatsapp: BridgeStatus,
 }
 
 /// The hash chain as `ccare status` reports it.
@@ -63,6 +66,7 @@ async fn gather(db: &Database) -> anyhow::Result<Status> {
         chain: Chain::from(&chain),
         cdc: cdc::status(&db.pool).await?,
         nats: relay_progress(&db.pool).await?,
+        whatsapp: bridge_status(&db.pool, bridge::worker::MAX_DELIVERY_ATTEMPTS).await?,
     })
 }
 
@@ -127,6 +131,7 @@ fn print_table(s: &Status) {
             s.chain.verified_position, s.log_head
         ),
     }
+    print_bridge(&s.whatsapp);
     for relay in &s.nats {
         println!(
             "NATS stream {}: published up to position {} of {} (at {})",
@@ -134,6 +139,28 @@ fn print_table(s: &Status) {
             relay.position,
             s.log_head,
             relay.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+}
+
+fn print_bridge(b: &BridgeStatus) {
+    if b.inbox_waiting + b.inbox_left > 0 {
+        println!(
+            "WhatsApp inbox: {} waiting ({} failing, tried again), {} left after {} failures (once the cause is fixed: ccare bridge replay)",
+            b.inbox_waiting,
+            b.inbox_failing,
+            b.inbox_left,
+            bridge::worker::MAX_DELIVERY_ATTEMPTS
+        );
+    }
+    for o in &b.outbox {
+        let oldest = o
+            .oldest_pending
+            .map(|t| format!(", oldest queued {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        println!(
+            "WhatsApp outbox {}: {} sent, {} pending ({} retrying{oldest}), {} given up",
+            o.channel, o.sent, o.pending, o.retrying, o.given_up
         );
     }
 }

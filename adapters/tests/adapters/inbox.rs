@@ -227,6 +227,14 @@ async fn a_processed_delivery_leaves_the_listing_and_a_failed_one_stays_with_its
     );
     // Failed as often as the caller allows, it is left out; and a page starts after `after`.
     assert!(inbox.next_unprocessed(0, 10, 2).await.unwrap().is_empty());
+    // An operator's replay gives it a fresh set of attempts, and the reason stays.
+    assert_eq!(inbox.replay_left(2).await.unwrap(), 1);
+    let replayed = inbox.next_unprocessed(0, 10, 2).await.unwrap();
+    assert_eq!((replayed[0].id, replayed[0].attempts), (failing.id, 0));
+    assert_eq!(
+        replayed[0].last_error.as_deref(),
+        Some("uGridPlan timed out")
+    );
     assert!(inbox
         .next_unprocessed(failing.id, 10, i32::MAX)
         .await

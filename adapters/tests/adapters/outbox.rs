@@ -144,3 +144,45 @@ async fn spacing_delays_a_recipients_next_item_and_a_failure_waits_for_its_retry
     assert!(gave_up);
     assert_eq!(reason, "HTTP 400: bad template");
 }
+
+#[tokio::test]
+async fn the_status_counts_what_waits_what_went_and_what_was_given_up() {
+    let db = testkit::pg::fresh_database().await;
+    let outbox = PgOutbox::new(db.pool.clone());
+    let now = Utc::now() - Duration::minutes(1);
+    for (key, to) in [
+        ("a", "+26658000001"),
+        ("b", "+26658000002"),
+        ("c", "+26658000003"),
+    ] {
+        outbox.enqueue(item(key, to, now, 0)).await.unwrap();
+    }
+    let due = outbox
+        .due(OutboxChannel::Whatsapp, Utc::now(), 10)
+        .await
+        .unwrap();
+    outbox.complete(due[0].id, "wamid.1").await.unwrap();
+    outbox.give_up(due[1].id, "HTTP 400").await.unwrap();
+    outbox
+        .retry(due[2].id, Utc::now() + Duration::minutes(1), "HTTP 503")
+        .await
+        .unwrap();
+
+    let status = adapters::outbox::bridge_status(&db.pool, 10).await.unwrap();
+
+    assert_eq!((status.inbox_waiting, status.inbox_left), (0, 0));
+    let [whatsapp] = &status.outbox[..] else {
+        panic!("{status:?}")
+    };
+    assert_eq!(whatsapp.channel, "whatsapp");
+    assert_eq!(
+        (
+            whatsapp.sent,
+            whatsapp.pending,
+            whatsapp.retrying,
+            whatsapp.given_up
+        ),
+        (1, 1, 1, 1)
+    );
+    assert!(whatsapp.oldest_pending.is_some());
+}
