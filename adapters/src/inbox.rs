@@ -72,10 +72,12 @@ impl PgWebhookInbox {
         max_attempts: i32,
     ) -> Result<Vec<PendingDelivery>> {
         let rows: Vec<PendingRow> = sqlx::query_as(
-            "select id, received_at, body, message_ids, attempts, last_error
-             from whatsapp_inbox
-             where processed_at is null and id > $1 and attempts < $3
-             order by id limit $2",
+            "select i.id, i.received_at, i.body, i.message_ids, i.attempts, i.last_error,
+                    array(select s.message_id::text from whatsapp_seen_messages s
+                          where s.inbox_id = i.id) as first_carried
+             from whatsapp_inbox i
+             where i.processed_at is null and i.id > $1 and i.attempts < $3
+             order by i.id limit $2",
         )
         .bind(after)
         .bind(i64::from(limit))
@@ -89,6 +91,7 @@ impl PgWebhookInbox {
                 received_at: row.received_at,
                 body: row.body,
                 message_ids: row.message_ids,
+                first_carried: row.first_carried,
                 attempts: row.attempts,
                 last_error: row.last_error,
             })
@@ -144,6 +147,7 @@ struct PendingRow {
     received_at: DateTime<Utc>,
     body: Vec<u8>,
     message_ids: Vec<String>,
+    first_carried: Vec<String>,
     attempts: i32,
     last_error: Option<String>,
 }

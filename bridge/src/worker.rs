@@ -265,6 +265,9 @@ impl InboxWorker {
         };
         for item in cloud_api::inbound_items(&parsed) {
             match item {
+                // Meta sent it again: the delivery that carried it first acts on it.
+                InboundItem::Message(message)
+                    if !delivery.first_carried.contains(&message.message_id) => {}
                 InboundItem::Message(message) => {
                     self.handle_message(&message, delivery.received_at).await?
                 }

@@ -44,6 +44,9 @@ pub struct PendingDelivery {
     /// The body as received.
     pub body: Vec<u8>,
     pub message_ids: Vec<String>,
+    /// The message ids this delivery carried first: the messages it is to act on. A redelivery's
+    /// are with the delivery that carried them first, however long ago.
+    pub first_carried: Vec<String>,
     /// Attempts at processing it so far (each one that failed).
     pub attempts: i32,
     /// The reason the last attempt failed.

@@ -121,6 +121,13 @@ async fn a_delivery_with_one_new_message_is_not_a_redelivery() {
             ("wamid.NEW".to_string(), mixed.id)
         ]
     );
+    // Each delivery is to act on the messages it carried first.
+    let pending = inbox.next_unprocessed(0, 10, i32::MAX).await.unwrap();
+    let carried: Vec<&[String]> = pending.iter().map(|d| &d.first_carried[..]).collect();
+    assert_eq!(
+        carried,
+        [&["wamid.A".to_string()][..], &["wamid.NEW".to_string()][..]]
+    );
 }
 
 #[tokio::test]
