@@ -1,4 +1,5 @@
-//! ccare's HTTP surface (axum): the legacy-compatible JSON API, auth, and later the portal.
+//! ccare's HTTP surface (axum): the legacy-compatible JSON API, auth, and the portal's
+//! server-rendered pages (`portal`).
 //!
 //! Invariant: handlers read projections only; they never reach the ACDB. Writes go out as
 //! commands through the ports of `domain::command`, and verified WhatsApp deliveries into the
@@ -11,6 +12,7 @@ mod body;
 mod error;
 mod export;
 mod openapi;
+mod portal;
 mod routes;
 mod xlsx;
 
@@ -223,6 +225,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::read_models::routes())
         .merge(routes::tickets::routes())
         .merge(routes::whatsapp::routes())
+        .merge(portal::routes())
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -9,6 +9,7 @@ mod browse;
 mod customers;
 mod dashboards;
 mod openapi;
+mod portal;
 mod read_models;
 mod rebuilds;
 mod reports;
