@@ -72,20 +72,25 @@ impl PgOutbox {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| OutboxItem {
-                id: row.id,
-                channel,
-                key: row.key,
-                recipient: row.recipient,
-                payload: row.payload,
-                queued_at: row.queued_at,
-                not_before: row.not_before,
-                attempts: row.attempts,
-                last_error: row.last_error,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|row| row.into_item(channel)).collect())
+    }
+
+    async fn by_outcome(
+        &self,
+        channel: OutboxChannel,
+        outcome: &str,
+    ) -> Result<Option<OutboxItem>> {
+        let row: Option<ItemRow> = sqlx::query_as(
+            "select id, key, recipient, payload::text as payload, queued_at, not_before, attempts, last_error
+             from bridge_outbox
+             where channel = $1 and outcome = $2 and done_at is not null and not gave_up
+             order by id desc limit 1",
+        )
+        .bind(channel.as_str())
+        .bind(outcome)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| row.into_item(channel)))
     }
 
     async fn finish(&self, id: i64, outcome: Option<&str>, error: Option<&str>) -> Result<()> {
@@ -149,6 +154,22 @@ struct ItemRow {
     last_error: Option<String>,
 }
 
+impl ItemRow {
+    fn into_item(self, channel: OutboxChannel) -> OutboxItem {
+        OutboxItem {
+            id: self.id,
+            channel,
+            key: self.key,
+            recipient: self.recipient,
+            payload: self.payload,
+            queued_at: self.queued_at,
+            not_before: self.not_before,
+            attempts: self.attempts,
+            last_error: self.last_error,
+        }
+    }
+}
+
 #[async_trait]
 impl Outbox for PgOutbox {
     async fn enqueue(&self, item: NewOutboxItem) -> std::result::Result<bool, String> {
@@ -184,6 +205,16 @@ impl Outbox for PgOutbox {
         error: &str,
     ) -> std::result::Result<(), String> {
         self.again_at(id, at, error)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn sent_as(
+        &self,
+        channel: OutboxChannel,
+        outcome: &str,
+    ) -> std::result::Result<Option<OutboxItem>, String> {
+        self.by_outcome(channel, outcome)
             .await
             .map_err(|e| e.to_string())
     }

@@ -25,6 +25,15 @@ pub enum WhatsappItem {
         reply_id: String,
         text: String,
     },
+    /// A reply sent again as the reply template because the Cloud API reported, after taking
+    /// it, that the free text came outside the customer-service window (error 131047).
+    TemplateAgain {
+        phone: String,
+        reply_id: String,
+        text: String,
+        /// The message id of the free text that failed.
+        failed_wamid: String,
+    },
     /// A notice to one member of the operations team that a ticket was opened, through the
     /// operations template (the Cloud API cannot post to a group).
     OpsNotice {
@@ -60,7 +69,7 @@ pub enum UgridplanItem {
 impl WhatsappItem {
     fn recipient(&self) -> &str {
         match self {
-            WhatsappItem::Reply { phone, .. } => phone,
+            WhatsappItem::Reply { phone, .. } | WhatsappItem::TemplateAgain { phone, .. } => phone,
             WhatsappItem::OpsNotice { to, .. } => to,
         }
     }
@@ -68,6 +77,9 @@ impl WhatsappItem {
     fn key(&self) -> String {
         match self {
             WhatsappItem::Reply { reply_id, .. } => format!("whatsapp:{reply_id}"),
+            WhatsappItem::TemplateAgain { failed_wamid, .. } => {
+                format!("whatsapp:template-again:{failed_wamid}")
+            }
             WhatsappItem::OpsNotice { to, ticket, .. } => format!("whatsapp:ops:{ticket}:{to}"),
         }
     }

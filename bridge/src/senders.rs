@@ -210,6 +210,9 @@ impl ReplySender {
                 reply_id,
                 text,
             } => self.send_reply(phone, reply_id, text).await,
+            WhatsappItem::TemplateAgain { phone, text, .. } => {
+                outcome_of(self.client.send(&self.reply_template(phone, text)).await)
+            }
             WhatsappItem::OpsNotice {
                 to,
                 ticket,
@@ -233,6 +236,16 @@ impl ReplySender {
         }
     }
 
+    /// The reply template carrying `text`.
+    fn reply_template(&self, phone: &str, text: &str) -> Outbound {
+        Outbound::Template {
+            to: wa_id(phone),
+            name: self.templates.reply.clone(),
+            language: self.templates.language.clone(),
+            parameters: vec![template_parameter(text)],
+        }
+    }
+
     async fn send_reply(&self, phone: &str, reply_id: &str, text: &str) -> Outcome {
         let Ok(number) = PhoneNumber::parse(phone) else {
             return Outcome::GiveUp(format!("{phone:?} is not a phone number"));
@@ -245,12 +258,7 @@ impl ReplySender {
             to: wa_id(phone),
             body: text.to_string(),
         };
-        let template = Outbound::Template {
-            to: wa_id(phone),
-            name: self.templates.reply.clone(),
-            language: self.templates.language.clone(),
-            parameters: vec![template_parameter(text)],
-        };
+        let template = self.reply_template(phone, text);
         let sent = if within_window {
             match self.client.send(&free_text).await {
                 // The window closed between our look and Meta's: the template goes instead.

@@ -295,6 +295,9 @@ impl InboxWorker {
         for error in &status.errors {
             tracing::warn!(wamid = %status.message_id, code = ?error.code, title = %error.title, "the Cloud API reports a failed message");
         }
+        if status.errors.iter().any(|e| e.is_outside_service_window()) {
+            self.send_as_template(&status.message_id).await?;
+        }
         self.converse(
             &phone,
             ConversationCommand::RecordStatus {
@@ -304,6 +307,34 @@ impl InboxWorker {
             },
         )
         .await
+    }
+
+    /// Queues the reply that went out as `wamid` again, as the reply template: the Cloud API took
+    /// the free text and reported later that the customer-service window had closed.
+    async fn send_as_template(&self, wamid: &str) -> Result<(), WorkerError> {
+        let sent = self
+            .ports
+            .outbox
+            .sent_as(domain::outbox::OutboxChannel::Whatsapp, wamid)
+            .await
+            .map_err(unavailable("outbox"))?;
+        let Some(WhatsappItem::Reply {
+            phone,
+            reply_id,
+            text,
+        }) = sent.and_then(|item| serde_json::from_str(&item.payload).ok())
+        else {
+            // Not a free-text reply of ours (a template, an operations notice): nothing to redo.
+            return Ok(());
+        };
+        let again = WhatsappItem::TemplateAgain {
+            phone,
+            reply_id,
+            text,
+            failed_wamid: wamid.to_string(),
+        };
+        self.enqueue(again.queued(Utc::now(), Duration::zero()))
+            .await
     }
 
     async fn handle_message(

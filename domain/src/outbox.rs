@@ -82,6 +82,13 @@ pub trait Outbox: Send + Sync {
     /// Item `id` failed for a reason that may pass: it is tried again at `at`.
     async fn retry(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), String>;
 
+    /// The item of `channel` that went out with `outcome` (a message id), if any.
+    async fn sent_as(
+        &self,
+        channel: OutboxChannel,
+        outcome: &str,
+    ) -> Result<Option<OutboxItem>, String>;
+
     /// Item `id` failed for good (the far side refused it): it is kept, with the reason, for
     /// staff to see, and the recipient's next item goes ahead.
     async fn give_up(&self, id: i64, error: &str) -> Result<(), String>;

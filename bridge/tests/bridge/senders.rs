@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{text_message, Bridge, MPHO_PHONE, MPHO_WA_ID};
+use crate::support::{failed_status, text_message, Bridge, MPHO_PHONE, MPHO_WA_ID};
 
 const PHONE_NUMBER_ID: &str = "1234567890";
 
@@ -326,4 +326,52 @@ async fn the_reply_sender_and_the_worker_run_until_shut_down() {
 
 async fn wait(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+#[tokio::test]
+async fn a_free_text_reported_failed_for_the_closed_window_is_sent_again_as_the_template() {
+    let bridge = Bridge::new().await;
+    bridge
+        .receive(
+            MPHO_WA_ID,
+            "wamid.1",
+            "Lumela",
+            Utc::now(),
+            WorkerSettings::default(),
+        )
+        .await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(accepted("wamid.out.1"))
+        .mount(&server)
+        .await;
+    assert_eq!(sender(&bridge, &server).send_due().await.unwrap().sent, 1);
+
+    // Meta took the text, then reports that the window had closed.
+    bridge
+        .deliver(failed_status(MPHO_WA_ID, "wamid.out.1", 131047))
+        .await;
+    bridge
+        .worker(WorkerSettings::default())
+        .process_pending()
+        .await
+        .unwrap();
+    let again = sender(&bridge, &server).send_due().await.unwrap();
+
+    assert_eq!(again.sent, 1);
+    let bodies = requests(&server).await;
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0]["type"], "text");
+    assert_eq!(bodies[1]["type"], "template");
+    assert_eq!(bodies[1]["template"]["name"], "ccare_reply");
+    // Another failure of the same message queues nothing more.
+    bridge
+        .deliver(failed_status(MPHO_WA_ID, "wamid.out.1", 131047))
+        .await;
+    bridge
+        .worker(WorkerSettings::default())
+        .process_pending()
+        .await
+        .unwrap();
+    assert_eq!(sender(&bridge, &server).send_due().await.unwrap().sent, 0);
 }

@@ -243,6 +243,17 @@ pub(crate) fn status_update(to: &str, wamid: &str, status: &str) -> Value {
     }))
 }
 
+/// A delivery of a `failed` status for our message `wamid` with the Graph error `code`.
+pub(crate) fn failed_status(to: &str, wamid: &str, code: i64) -> Value {
+    delivery(json!({
+        "statuses": [{
+            "id": wamid, "status": "failed", "recipient_id": to,
+            "timestamp": Utc::now().timestamp().to_string(),
+            "errors": [{ "code": code, "title": "Re-engagement message" }]
+        }]
+    }))
+}
+
 fn delivery(value: Value) -> Value {
     let mut value = value;
     value["messaging_product"] = json!("whatsapp");

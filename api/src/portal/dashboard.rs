@@ -1,0 +1,265 @@
+//! `GET /portal/`: the staff dashboard — headline cards, customers per site and the site
+//! performance table — from the same `projections` queries as `/api/om-report/overview`,
+//! `/api/om-report/arpu`, `/api/sites` and `/api/stats/site-summary`, with the same rounding
+//! (half to even, once, when written). Customers get a page that says it is for staff.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use rust_decimal::Decimal;
+
+use domain::site::SiteCode;
+use projections::reports::{self, RowFilter};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+use super::pages::{self, count, decimal, document, respond, Nav};
+use super::session::Session;
+
+/// One site's row of the performance table.
+#[derive(Debug, Default)]
+struct SiteRow {
+    customers: i64,
+    kwh: Decimal,
+    lsl: Decimal,
+}
+
+/// The latest quarter's revenue and ARPU (§3.1).
+#[derive(Debug)]
+struct LatestQuarter {
+    quarter: String,
+    revenue: Decimal,
+    active_accounts: i64,
+}
+
+impl LatestQuarter {
+    fn arpu(&self) -> Decimal {
+        if self.active_accounts == 0 {
+            Decimal::ZERO
+        } else {
+            self.revenue
+                .checked_div(Decimal::from(self.active_accounts))
+                .unwrap_or(Decimal::ZERO)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Figures {
+    customers: i64,
+    active_customers: i64,
+    sites: usize,
+    latest: Option<LatestQuarter>,
+    per_site: BTreeMap<String, SiteRow>,
+}
+
+async fn figures(state: &AppState) -> Result<Figures, ApiError> {
+    let pool = state.read_models.pool();
+    // `/api/om-report/overview`.
+    let (customers, terminated, sites) = reports::customer_counts(pool).await?;
+    let ledger = reports::ledger(pool).await?;
+    // `/api/om-report/arpu`: dated rows of accounts, customers = accounts seen up to the quarter.
+    let dated = RowFilter {
+        dated_only: true,
+        with_account_only: true,
+    };
+    let sums = reports::period_sites(pool, ledger, "Q", dated).await?;
+    let latest = match sums.iter().map(|r| r.period.as_str()).max() {
+        None => None,
+        Some(quarter) => {
+            let firsts = reports::first_periods(pool, ledger, "Q").await?;
+            Some(LatestQuarter {
+                quarter: quarter.to_string(),
+                revenue: sums
+                    .iter()
+                    .filter(|r| r.period == quarter)
+                    .map(|r| r.amount)
+                    .sum(),
+                active_accounts: firsts
+                    .iter()
+                    .filter(|(first, _, _)| first.as_str() <= quarter)
+                    .map(|(_, _, n)| n)
+                    .sum(),
+            })
+        }
+    };
+    // `/api/sites` (customers per concession) and `/api/stats/site-summary` (every row).
+    let mut per_site: BTreeMap<String, SiteRow> = BTreeMap::new();
+    for (site, n) in state.read_models.sites().await? {
+        per_site.entry(site).or_default().customers += n;
+    }
+    let every_row = RowFilter {
+        dated_only: false,
+        with_account_only: false,
+    };
+    for row in reports::period_sites(pool, ledger, "Q", every_row).await? {
+        if row.site.is_empty() {
+            continue;
+        }
+        let entry = per_site.entry(row.site).or_default();
+        entry.kwh += row.kwh;
+        entry.lsl += row.amount;
+    }
+    Ok(Figures {
+        customers,
+        active_customers: customers - terminated,
+        sites: sites.len(),
+        latest,
+        per_site,
+    })
+}
+
+fn site_label(code: &str) -> String {
+    SiteCode::parse(code).map_or_else(
+        |_| code.to_string(),
+        |c| format!("{} ({})", c.display_name(), c.as_str()),
+    )
+}
+
+fn board(figures: &Figures) -> Markup {
+    let thousand = Decimal::from(1000);
+    let most = figures
+        .per_site
+        .values()
+        .map(|s| s.customers)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let total_customers: i64 = figures.per_site.values().map(|s| s.customers).sum();
+    let total_kwh: Decimal = figures.per_site.values().map(|s| s.kwh).sum();
+    let total_lsl: Decimal = figures.per_site.values().map(|s| s.lsl).sum();
+    let per_customer = |kwh: Decimal, customers: i64| {
+        if customers == 0 {
+            "–".to_string()
+        } else {
+            decimal(
+                kwh.checked_div(Decimal::from(customers))
+                    .unwrap_or(Decimal::ZERO),
+                1,
+            )
+        }
+    };
+    html! {
+        h1 { "Dashboard" }
+        section aria-labelledby="headline" {
+            h2 id="headline" class="visually-hidden" { "Headline figures" }
+            dl class="cards" {
+                div class="card" { dt { "Customers" } dd id="customers" { (count(figures.customers)) } }
+                div class="card" { dt { "Active customers" } dd id="active-customers" { (count(figures.active_customers)) } }
+                div class="card" { dt { "Sites" } dd id="sites" { (count(figures.sites as i64)) } }
+                @if let Some(latest) = &figures.latest {
+                    div class="card" {
+                        dt { "Revenue, " (latest.quarter) }
+                        dd id="revenue" { "LSL " (decimal(latest.revenue, 2)) }
+                    }
+                    div class="card" {
+                        dt { "ARPU, " (latest.quarter) }
+                        dd id="arpu" {
+                            "LSL " (decimal(latest.arpu(), 2))
+                            small { (count(latest.active_accounts)) " active accounts" }
+                        }
+                    }
+                } @else {
+                    div class="card" { dt { "Revenue" } dd id="revenue" { "No transactions yet" } }
+                }
+            }
+        }
+        section aria-labelledby="per-site" {
+            h2 id="per-site" { "Customers per site" }
+            @if figures.per_site.is_empty() {
+                p { "No customers yet." }
+            } @else {
+                div class="table-wrap" {
+                    table {
+                        thead { tr { th scope="col" { "Site" } th scope="col" class="n" { "Customers" } th scope="col" { span class="visually-hidden" { "Share" } } } }
+                        tbody {
+                            @for (site, row) in &figures.per_site {
+                                tr {
+                                    th scope="row" { (site_label(site)) }
+                                    td class="n" { (count(row.customers)) }
+                                    td { meter min="0" max=(most) value=(row.customers) aria-hidden="true" { (row.customers) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="performance" {
+            h2 id="performance" { "Site performance" }
+            div class="table-wrap" {
+                table id="site-performance" {
+                    caption { "All transactions to date, by the site of the account" }
+                    thead {
+                        tr {
+                            th scope="col" { "Site" }
+                            th scope="col" class="n" { "Customers" }
+                            th scope="col" class="n" { "MWh" }
+                            th scope="col" class="n" { abbr title="thousand maloti" { "'000 LSL" } }
+                            th scope="col" class="n" { "kWh per customer" }
+                        }
+                    }
+                    tbody {
+                        @for (site, row) in &figures.per_site {
+                            tr {
+                                th scope="row" { (site) }
+                                td class="n" { (count(row.customers)) }
+                                td class="n" { (decimal(row.kwh / thousand, 2)) }
+                                td class="n" { (decimal(row.lsl / thousand, 2)) }
+                                td class="n" { (per_customer(row.kwh, row.customers)) }
+                            }
+                        }
+                    }
+                    tfoot {
+                        tr {
+                            th scope="row" { "Total" }
+                            td class="n" { (count(total_customers)) }
+                            td class="n" { (decimal(total_kwh / thousand, 2)) }
+                            td class="n" { (decimal(total_lsl / thousand, 2)) }
+                            td class="n" { (per_customer(total_kwh, total_customers)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The page a customer gets on a staff page.
+pub(crate) fn staff_only(session: &Session) -> Response {
+    let main = html! {
+        h1 { "This page is for staff" }
+        p { "You are signed in as a customer. The customer pages of the portal are not open yet." }
+        p { "Your balance and payments will be shown here in a later version. Until then, ask the office, or sign out and sign in with a staff account." }
+        form method="post" action="/portal/logout" {
+            input type="hidden" name="csrf" value=(session.csrf);
+            button type="submit" class="primary" { "Sign out" }
+        }
+    };
+    respond(
+        StatusCode::FORBIDDEN,
+        document("For staff", Some(session), None, main),
+    )
+}
+
+pub(crate) async fn page(State(state): State<AppState>, session: Session) -> Response {
+    if session.user.employee().is_err() {
+        return staff_only(&session);
+    }
+    match figures(&state).await {
+        Ok(figures) => respond(
+            StatusCode::OK,
+            document(
+                "Dashboard",
+                Some(&session),
+                Some(Nav::Dashboard),
+                board(&figures),
+            ),
+        ),
+        Err(error) => pages::failure(error),
+    }
+}
