@@ -7,6 +7,7 @@
 //! expire (legacy weakness 2).
 
 pub mod limiter;
+pub(crate) mod login;
 pub mod passwords;
 pub mod tokens;
 

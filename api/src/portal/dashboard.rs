@@ -1,7 +1,8 @@
 //! `GET /portal/`: the staff dashboard — headline cards, customers per site and the site
 //! performance table — from the same `projections` queries as `/api/om-report/overview`,
-//! `/api/om-report/arpu`, `/api/sites` and `/api/stats/site-summary`, with the same rounding
-//! (half to even, once, when written). Customers get a page that says it is for staff.
+//! `/api/om-report/arpu`, `/api/sites` and `/api/stats/site-summary` — the ARPU and the site
+//! totals through the very functions of [`om_report`] those answers are written from — with the
+//! same rounding (half to even, once, when written). Customers get a page that says it is for staff.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +13,10 @@ use maud::{html, Markup};
 use rust_decimal::Decimal;
 
 use domain::site::SiteCode;
-use projections::reports::{self, RowFilter};
+use projections::reports;
 
 use crate::error::ApiError;
+use crate::routes::om_report::{self, PeriodArpu, SiteTotals};
 use crate::AppState;
 
 use super::pages::{self, count, decimal, document, respond, Nav};
@@ -24,28 +26,7 @@ use super::session::Session;
 #[derive(Debug, Default)]
 struct SiteRow {
     customers: i64,
-    kwh: Decimal,
-    lsl: Decimal,
-}
-
-/// The latest quarter's revenue and ARPU (§3.1).
-#[derive(Debug)]
-struct LatestQuarter {
-    quarter: String,
-    revenue: Decimal,
-    active_accounts: i64,
-}
-
-impl LatestQuarter {
-    fn arpu(&self) -> Decimal {
-        if self.active_accounts == 0 {
-            Decimal::ZERO
-        } else {
-            self.revenue
-                .checked_div(Decimal::from(self.active_accounts))
-                .unwrap_or(Decimal::ZERO)
-        }
-    }
+    totals: SiteTotals,
 }
 
 #[derive(Debug)]
@@ -53,62 +34,30 @@ struct Figures {
     customers: i64,
     active_customers: i64,
     sites: usize,
-    latest: Option<LatestQuarter>,
+    /// The latest quarter's revenue and ARPU (§3.1).
+    latest: Option<PeriodArpu>,
     per_site: BTreeMap<String, SiteRow>,
 }
 
 async fn figures(state: &AppState) -> Result<Figures, ApiError> {
-    let pool = state.read_models.pool();
     // `/api/om-report/overview`.
-    let (customers, terminated, sites) = reports::customer_counts(pool).await?;
-    let ledger = reports::ledger(pool).await?;
-    // `/api/om-report/arpu`: dated rows of accounts, customers = accounts seen up to the quarter.
-    let dated = RowFilter {
-        dated_only: true,
-        with_account_only: true,
-    };
-    let sums = reports::period_sites(pool, ledger, "Q", dated).await?;
-    let latest = match sums.iter().map(|r| r.period.as_str()).max() {
-        None => None,
-        Some(quarter) => {
-            let firsts = reports::first_periods(pool, ledger, "Q").await?;
-            Some(LatestQuarter {
-                quarter: quarter.to_string(),
-                revenue: sums
-                    .iter()
-                    .filter(|r| r.period == quarter)
-                    .map(|r| r.amount)
-                    .sum(),
-                active_accounts: firsts
-                    .iter()
-                    .filter(|(first, _, _)| first.as_str() <= quarter)
-                    .map(|(_, _, n)| n)
-                    .sum(),
-            })
-        }
-    };
-    // `/api/sites` (customers per concession) and `/api/stats/site-summary` (every row).
+    let (customers, terminated, sites) = reports::customer_counts(state.read_models.pool()).await?;
+    // `/api/om-report/arpu`.
+    let (quarters, _) = om_report::arpu_periods(state, "Q").await?;
+    // `/api/sites` (customers per concession) and `/api/stats/site-summary`.
     let mut per_site: BTreeMap<String, SiteRow> = BTreeMap::new();
     for (site, n) in state.read_models.sites().await? {
         per_site.entry(site).or_default().customers += n;
     }
-    let every_row = RowFilter {
-        dated_only: false,
-        with_account_only: false,
-    };
-    for row in reports::period_sites(pool, ledger, "Q", every_row).await? {
-        if row.site.is_empty() {
-            continue;
-        }
-        let entry = per_site.entry(row.site).or_default();
-        entry.kwh += row.kwh;
-        entry.lsl += row.amount;
+    let (totals, _) = om_report::site_totals(state).await?;
+    for (site, totals) in totals {
+        per_site.entry(site).or_default().totals = totals;
     }
     Ok(Figures {
         customers,
         active_customers: customers - terminated,
         sites: sites.len(),
-        latest,
+        latest: quarters.into_iter().last(),
         per_site,
     })
 }
@@ -130,8 +79,8 @@ fn board(figures: &Figures) -> Markup {
         .unwrap_or(0)
         .max(1);
     let total_customers: i64 = figures.per_site.values().map(|s| s.customers).sum();
-    let total_kwh: Decimal = figures.per_site.values().map(|s| s.kwh).sum();
-    let total_lsl: Decimal = figures.per_site.values().map(|s| s.lsl).sum();
+    let total_kwh: Decimal = figures.per_site.values().map(|s| s.totals.kwh).sum();
+    let total_lsl: Decimal = figures.per_site.values().map(|s| s.totals.lsl).sum();
     let per_customer = |kwh: Decimal, customers: i64| {
         if customers == 0 {
             "–".to_string()
@@ -153,14 +102,14 @@ fn board(figures: &Figures) -> Markup {
                 div class="card" { dt { "Sites" } dd id="sites" { (count(figures.sites as i64)) } }
                 @if let Some(latest) = &figures.latest {
                     div class="card" {
-                        dt { "Revenue, " (latest.quarter) }
+                        dt { "Revenue, " (latest.period) }
                         dd id="revenue" { "LSL " (decimal(latest.revenue, 2)) }
                     }
                     div class="card" {
-                        dt { "ARPU, " (latest.quarter) }
+                        dt { "ARPU, " (latest.period) }
                         dd id="arpu" {
                             "LSL " (decimal(latest.arpu(), 2))
-                            small { (count(latest.active_accounts)) " active accounts" }
+                            small { (count(latest.active_customers)) " active accounts" }
                         }
                     }
                 } @else {
@@ -208,9 +157,9 @@ fn board(figures: &Figures) -> Markup {
                             tr {
                                 th scope="row" { (site) }
                                 td class="n" { (count(row.customers)) }
-                                td class="n" { (decimal(row.kwh / thousand, 2)) }
-                                td class="n" { (decimal(row.lsl / thousand, 2)) }
-                                td class="n" { (per_customer(row.kwh, row.customers)) }
+                                td class="n" { (decimal(row.totals.kwh / thousand, 2)) }
+                                td class="n" { (decimal(row.totals.lsl / thousand, 2)) }
+                                td class="n" { (per_customer(row.totals.kwh, row.customers)) }
                             }
                         }
                     }

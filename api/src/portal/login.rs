@@ -1,6 +1,7 @@
 //! `/portal/login` and `/portal/logout`: the sign-in forms (staff and customers), which issue the
-//! same token as `/api/auth/employee-login` and `/api/auth/customer-login` under the same login
-//! limits, into the session cookie; signing out revokes the token as `/api/auth/logout` does.
+//! same token as `/api/auth/employee-login` and `/api/auth/customer-login` through the same
+//! [`log_in`] (login limits and all), into the session cookie; signing out revokes the token
+//! with the [`log_out`] of `/api/auth/logout`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -8,15 +9,10 @@ use axum::extract::{Query, State};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use domain::account::AccountNumber;
-use domain::auth::{parse_employee_id, user_aggregate_id, Role, UserCommand, UserType};
-
-use crate::auth::passwords;
-use crate::error::ApiError;
+use crate::auth::login::{log_in, log_out, LoginKind, LoginOutcome};
 use crate::AppState;
 
 use super::forms::{parse, CheckedForm, Client, NoFields};
@@ -45,6 +41,13 @@ impl Kind {
         match self {
             Kind::Staff => "staff",
             Kind::Customer => "customer",
+        }
+    }
+
+    fn login(self) -> LoginKind {
+        match self {
+            Kind::Staff => LoginKind::Employee,
+            Kind::Customer => LoginKind::Customer,
         }
     }
 
@@ -204,95 +207,6 @@ pub(crate) struct LoginFields {
     next: Option<String>,
 }
 
-/// Who the credentials proved, or why not.
-enum Checked {
-    Valid {
-        user_type: UserType,
-        subject: String,
-        role: String,
-        name: String,
-        email: Option<String>,
-    },
-    NoMatch,
-    Disabled,
-}
-
-async fn verify_blocking(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
-        .await
-        .map_err(ApiError::internal)
-}
-
-/// The employee login of `/api/auth/employee-login`.
-async fn check_staff(state: &AppState, raw_id: &str, password: &str) -> Result<Checked, ApiError> {
-    let Ok(employee_id) = parse_employee_id(raw_id) else {
-        verify_blocking(password.into(), passwords::decoy_hash().into()).await?;
-        return Ok(Checked::NoMatch);
-    };
-    let account = state
-        .read_models
-        .user(&user_aggregate_id(UserType::Employee, &employee_id))
-        .await?
-        .map(|u| u.account)
-        .filter(|a| a.exists());
-    let hash = account
-        .as_ref()
-        .and_then(|a| a.password_hash.as_deref())
-        .unwrap_or(passwords::decoy_hash())
-        .to_string();
-    let matches = verify_blocking(password.into(), hash).await?;
-    let Some(account) = account.filter(|_| matches) else {
-        return Ok(Checked::NoMatch);
-    };
-    if account.disabled {
-        return Ok(Checked::Disabled);
-    }
-    Ok(Checked::Valid {
-        user_type: UserType::Employee,
-        subject: employee_id,
-        role: account.role.unwrap_or(Role::Generic).as_str().to_string(),
-        name: account.name,
-        email: account.email,
-    })
-}
-
-/// The customer login of `/api/auth/customer-login` (an unregistered account is not told apart
-/// from a wrong password here).
-async fn check_customer(
-    state: &AppState,
-    raw_account: &str,
-    password: &str,
-) -> Result<Checked, ApiError> {
-    let user = match AccountNumber::parse(raw_account) {
-        Ok(account) => state
-            .read_models
-            .user(&user_aggregate_id(UserType::Customer, account.as_str()))
-            .await?
-            .map(|u| u.account)
-            .filter(|a| a.exists()),
-        Err(_) => None,
-    };
-    let hash = user
-        .as_ref()
-        .and_then(|a| a.password_hash.as_deref())
-        .unwrap_or(passwords::decoy_hash())
-        .to_string();
-    let matches = verify_blocking(password.into(), hash).await?;
-    let Some(user) = user.filter(|_| matches) else {
-        return Ok(Checked::NoMatch);
-    };
-    if user.disabled {
-        return Ok(Checked::Disabled);
-    }
-    Ok(Checked::Valid {
-        user_type: UserType::Customer,
-        subject: user.user_id,
-        role: "customer".into(),
-        name: user.name,
-        email: None,
-    })
-}
-
 /// `POST /portal/login`: checks the login form's token, the fields, the limits and the
 /// credentials; on success the session cookie and a redirect to `next` (a portal page) or the
 /// dashboard.
@@ -329,51 +243,28 @@ pub(crate) async fn submit(
     if view.user_id_error.is_some() || view.password_error.is_some() {
         return respond(StatusCode::UNPROCESSABLE_ENTITY, login_page(&view));
     }
-    if let Err(refused) = state.limiter.attempt(user_id, address) {
-        let ApiError::TooManyRequests { retry_after_s } = refused else {
-            return pages::failure(refused);
-        };
-        view.error = Some(format!(
-            "Too many sign-in attempts. Wait {retry_after_s} seconds and try again."
-        ));
-        let mut response = respond(StatusCode::TOO_MANY_REQUESTS, login_page(&view));
-        if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
-            response.headers_mut().insert(RETRY_AFTER, value);
-        }
-        return response;
-    }
-    let checked = match kind {
-        Kind::Staff => check_staff(&state, user_id, &fields.password).await,
-        Kind::Customer => check_customer(&state, user_id, &fields.password).await,
-    };
-    let (user_type, subject, role, name, email) = match checked {
+    let outcome = log_in(&state, kind.login(), user_id, &fields.password, address).await;
+    let issued = match outcome {
         Err(error) => return pages::failure(error),
-        Ok(Checked::NoMatch) => {
+        Ok(LoginOutcome::SignedIn(signed)) => signed.issued,
+        Ok(LoginOutcome::UnknownAccount | LoginOutcome::WrongPassword) => {
             view.error = Some(NO_MATCH.into());
             return respond(StatusCode::UNAUTHORIZED, login_page(&view));
         }
-        Ok(Checked::Disabled) => {
+        Ok(LoginOutcome::Disabled) => {
             view.error = Some("This account is disabled. Ask the office to enable it.".into());
             return respond(StatusCode::UNAUTHORIZED, login_page(&view));
         }
-        Ok(Checked::Valid {
-            user_type,
-            subject,
-            role,
-            name,
-            email,
-        }) => (user_type, subject, role, name, email),
-    };
-    let issued = match state.tokens.issue(
-        user_type,
-        &subject,
-        &role,
-        &name,
-        email.as_deref(),
-        Utc::now(),
-    ) {
-        Ok(issued) => issued,
-        Err(e) => return pages::failure(ApiError::internal(e)),
+        Ok(LoginOutcome::TooManyAttempts { retry_after_s }) => {
+            view.error = Some(format!(
+                "Too many sign-in attempts. Wait {retry_after_s} seconds and try again."
+            ));
+            let mut response = respond(StatusCode::TOO_MANY_REQUESTS, login_page(&view));
+            if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                response.headers_mut().insert(RETRY_AFTER, value);
+            }
+            return response;
+        }
     };
     let next = view.next.unwrap_or_else(|| "/portal/".to_string());
     let mut response = pages::see_other(
@@ -397,23 +288,7 @@ pub(crate) async fn logout(State(state): State<AppState>, form: CheckedForm<NoFi
         session,
         fields: NoFields {},
     } = form;
-    let user = &session.user;
-    let committed = state
-        .users
-        .execute(
-            &user.key(),
-            UserCommand::RevokeToken {
-                token_id: user.token_id.clone(),
-                expires_at: user.token_expires_at,
-            },
-            &user.command_context(),
-        )
-        .await;
-    let visible = match committed {
-        Ok(committed) => state.visible(committed).await,
-        Err(e) => Err(e.into()),
-    };
-    if let Err(error) = visible {
+    if let Err(error) = log_out(&state, &session.user).await {
         return pages::failure(error);
     }
     pages::see_other("/portal/login", Some(clear_session_cookie(session.secure)))

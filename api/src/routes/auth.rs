@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 
 use domain::account::AccountNumber;
 use domain::auth::{
-    check_new_password, parse_employee_id, user_aggregate_id, Permissions, Role, UserCommand,
-    UserType,
+    check_new_password, user_aggregate_id, Permissions, Role, UserCommand, UserType,
 };
 
+use crate::auth::login::{log_in, log_out, LoginKind, LoginOutcome, SignedIn};
 use crate::auth::{client_address, passwords, CurrentUser};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -93,57 +93,44 @@ async fn employee_login(
 ) -> ApiResult<Json<Value>> {
     non_empty("employee_id", &body.employee_id)?;
     non_empty("password", &body.password)?;
-    state.limiter.attempt(&body.employee_id, address)?;
-    let Ok(employee_id) = parse_employee_id(&body.employee_id) else {
-        passwords::verify(&body.password, passwords::decoy_hash());
-        return Err(ApiError::Unauthorized(INVALID_CREDENTIALS.into()));
-    };
-    let user = state
-        .read_models
-        .user(&user_aggregate_id(UserType::Employee, &employee_id))
-        .await?;
-    let account = user.map(|u| u.account).filter(|a| a.exists());
-    let hash = account
-        .as_ref()
-        .and_then(|a| a.password_hash.as_deref())
-        .unwrap_or(passwords::decoy_hash());
-    let password = body.password.clone();
-    let hash_owned = hash.to_string();
-    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &hash_owned))
-        .await
-        .map_err(ApiError::internal)?;
-    let Some(account) = account.filter(|_| matches) else {
-        return Err(ApiError::Unauthorized(INVALID_CREDENTIALS.into()));
-    };
-    if account.disabled {
-        return Err(ApiError::Unauthorized("This account is disabled".into()));
-    }
-    let role = account.role.unwrap_or(Role::Generic);
-    let issued = state
-        .tokens
-        .issue(
-            UserType::Employee,
-            &employee_id,
-            role.as_str(),
-            &account.name,
-            account.email.as_deref(),
-            Utc::now(),
-        )
-        .map_err(ApiError::internal)?;
+    let outcome = log_in(
+        &state,
+        LoginKind::Employee,
+        &body.employee_id,
+        &body.password,
+        address,
+    )
+    .await?;
+    let signed = signed_in(outcome, INVALID_CREDENTIALS)?;
+    let role = signed.role.unwrap_or(Role::Generic);
     Ok(Json(json!({
-        "access_token": issued.token,
+        "access_token": signed.issued.token,
         "token_type": "bearer",
-        "expires_in": issued.lifetime.as_secs(),
+        "expires_in": signed.issued.lifetime.as_secs(),
         "user": {
             "user_type": "employee",
-            "employee_id": employee_id,
-            "name": account.name,
-            "email": account.email,
+            "employee_id": signed.user_id,
+            "name": signed.name,
+            "email": signed.email,
             "cc_role": role.as_str(),
             "hr_role": Value::Null,
             "permissions": PermissionsBody::from(role.permissions()),
         }
     })))
+}
+
+/// The login that signed in, else the JSON API's error for why not; `unknown` is the message
+/// for an unknown account.
+fn signed_in(outcome: LoginOutcome, unknown: &str) -> ApiResult<SignedIn> {
+    Err(match outcome {
+        LoginOutcome::SignedIn(signed) => return Ok(*signed),
+        LoginOutcome::UnknownAccount => ApiError::Unauthorized(unknown.into()),
+        LoginOutcome::WrongPassword => ApiError::Unauthorized(INVALID_CREDENTIALS.into()),
+        LoginOutcome::Disabled => ApiError::Unauthorized("This account is disabled".into()),
+        LoginOutcome::TooManyAttempts { retry_after_s } => {
+            ApiError::TooManyRequests { retry_after_s }
+        }
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,53 +222,23 @@ async fn customer_login(
 ) -> ApiResult<Json<Value>> {
     non_empty("customer_id", &body.customer_id)?;
     non_empty("password", &body.password)?;
-    state.limiter.attempt(&body.customer_id, address)?;
-    let account = AccountNumber::parse(&body.customer_id).ok();
-    let user = match &account {
-        Some(account) => {
-            state
-                .read_models
-                .user(&user_aggregate_id(UserType::Customer, account.as_str()))
-                .await?
-        }
-        None => None,
-    };
-    let Some(user) = user.map(|u| u.account).filter(|a| a.exists()) else {
-        passwords::verify(&body.password, passwords::decoy_hash());
-        return Err(ApiError::Unauthorized(
-            "Account not registered. Please register first.".into(),
-        ));
-    };
-    let password = body.password.clone();
-    let hash = user.password_hash.clone().unwrap_or_default();
-    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
-    if !matches {
-        return Err(ApiError::Unauthorized(INVALID_CREDENTIALS.into()));
-    }
-    if user.disabled {
-        return Err(ApiError::Unauthorized("This account is disabled".into()));
-    }
-    let issued = state
-        .tokens
-        .issue(
-            UserType::Customer,
-            &user.user_id,
-            "customer",
-            &user.name,
-            None,
-            Utc::now(),
-        )
-        .map_err(ApiError::internal)?;
+    let outcome = log_in(
+        &state,
+        LoginKind::Customer,
+        &body.customer_id,
+        &body.password,
+        address,
+    )
+    .await?;
+    let signed = signed_in(outcome, "Account not registered. Please register first.")?;
     Ok(Json(json!({
-        "access_token": issued.token,
+        "access_token": signed.issued.token,
         "token_type": "bearer",
-        "expires_in": issued.lifetime.as_secs(),
+        "expires_in": signed.issued.lifetime.as_secs(),
         "user": {
             "user_type": "customer",
-            "customer_id": user.user_id,
-            "name": user.name,
+            "customer_id": signed.user_id,
+            "name": signed.name,
             "role": "customer",
         }
     })))
@@ -382,17 +339,6 @@ async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<
 }
 
 async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
-    let committed = state
-        .users
-        .execute(
-            &user.key(),
-            UserCommand::RevokeToken {
-                token_id: user.token_id.clone(),
-                expires_at: user.token_expires_at,
-            },
-            &user.command_context(),
-        )
-        .await?;
-    state.visible(committed).await?;
+    log_out(&state, &user).await?;
     Ok(Json(json!({"message": "Logged out"})))
 }

@@ -50,15 +50,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/stats/site-summary", get(site_summary))
 }
 
+/// `numerator / denominator`, exactly (0 when the denominator is 0).
+fn quotient(numerator: Decimal, denominator: Decimal) -> Decimal {
+    if denominator.is_zero() {
+        return Decimal::ZERO;
+    }
+    numerator.checked_div(denominator).unwrap_or(Decimal::ZERO)
+}
+
 /// `numerator / denominator` rounded to `dp` (0 when the denominator is 0).
 fn ratio(numerator: Decimal, denominator: Decimal, dp: u32) -> Value {
-    if denominator.is_zero() {
-        return num(Decimal::ZERO, dp);
-    }
-    num(
-        numerator.checked_div(denominator).unwrap_or(Decimal::ZERO),
-        dp,
-    )
+    num(quotient(numerator, denominator), dp)
 }
 
 fn site_name(code: &str) -> String {
@@ -91,11 +93,45 @@ async fn ledger(state: &AppState) -> ApiResult<&'static str> {
     Ok(reports::ledger(state.read_models.pool()).await?)
 }
 
-/// The ARPU rows of §3.1/§3.2 over the periods of `kind`.
-async fn arpu_rows(
+/// One site's part of a period's ARPU.
+#[derive(Debug)]
+pub(crate) struct SiteArpu {
+    pub(crate) site: String,
+    pub(crate) revenue: Decimal,
+    /// The site's accounts seen up to the period.
+    pub(crate) customers: i64,
+}
+
+impl SiteArpu {
+    pub(crate) fn arpu(&self) -> Decimal {
+        quotient(self.revenue, Decimal::from(self.customers))
+    }
+}
+
+/// One period's ARPU (§3.1/§3.2), exact (rounded only when written).
+#[derive(Debug)]
+pub(crate) struct PeriodArpu {
+    /// `YYYY QN` or `YYYY-MM`.
+    pub(crate) period: String,
+    pub(crate) revenue: Decimal,
+    /// The accounts seen up to the period.
+    pub(crate) active_customers: i64,
+    /// The sites of the period's rows, in the order of the rows.
+    pub(crate) per_site: Vec<SiteArpu>,
+}
+
+impl PeriodArpu {
+    pub(crate) fn arpu(&self) -> Decimal {
+        quotient(self.revenue, Decimal::from(self.active_customers))
+    }
+}
+
+/// The ARPU of §3.1/§3.2 over the periods of `kind` (`Q` or `M`), oldest first, and the ledger
+/// it is computed from: dated rows of accounts; customers are the accounts seen up to the period.
+pub(crate) async fn arpu_periods(
     state: &AppState,
     kind: &str,
-) -> ApiResult<(Vec<Value>, Vec<String>, &'static str)> {
+) -> ApiResult<(Vec<PeriodArpu>, &'static str)> {
     let pool = state.read_models.pool();
     let ledger = ledger(state).await?;
     let filter = RowFilter {
@@ -108,48 +144,74 @@ async fn arpu_rows(
     for row in &sums {
         periods.entry(row.period.as_str()).or_default().push(row);
     }
+    let out = periods
+        .into_iter()
+        .map(|(period, rows)| {
+            let customers_by_site = |site: Option<&str>| -> i64 {
+                firsts
+                    .iter()
+                    .filter(|(first, s, _)| {
+                        first.as_str() <= period && site.is_none_or(|site| s == site)
+                    })
+                    .map(|(_, _, n)| n)
+                    .sum()
+            };
+            PeriodArpu {
+                period: period.to_string(),
+                revenue: rows.iter().map(|r| r.amount).sum(),
+                active_customers: customers_by_site(None),
+                per_site: rows
+                    .iter()
+                    .filter(|r| !r.site.is_empty())
+                    .map(|row| SiteArpu {
+                        site: row.site.clone(),
+                        revenue: row.amount,
+                        customers: customers_by_site(Some(&row.site)),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok((out, ledger))
+}
+
+/// The ARPU rows of §3.1/§3.2 over the periods of `kind`, as written.
+async fn arpu_rows(
+    state: &AppState,
+    kind: &str,
+) -> ApiResult<(Vec<Value>, Vec<String>, &'static str)> {
+    let (periods, ledger) = arpu_periods(state, kind).await?;
     let mut site_codes = BTreeSet::new();
     let mut out = Vec::with_capacity(periods.len());
-    for (period, rows) in periods {
-        let revenue: Decimal = rows.iter().map(|r| r.amount).sum();
-        let customers_by_site = |site: Option<&str>| -> i64 {
-            firsts
-                .iter()
-                .filter(|(first, s, _)| {
-                    first.as_str() <= period && site.is_none_or(|site| s == site)
-                })
-                .map(|(_, _, n)| n)
-                .sum()
-        };
-        let active = customers_by_site(None);
+    for period in &periods {
         let mut per_site = Map::new();
-        for row in rows.iter().filter(|r| !r.site.is_empty()) {
-            let customers = customers_by_site(Some(&row.site));
-            site_codes.insert(row.site.clone());
+        for site in &period.per_site {
+            site_codes.insert(site.site.clone());
             per_site.insert(
-                row.site.clone(),
+                site.site.clone(),
                 json!({
-                    "name": site_name(&row.site),
-                    "revenue": num(row.amount, 2),
-                    "customers": customers,
-                    "arpu": ratio(row.amount, Decimal::from(customers), 2),
+                    "name": site_name(&site.site),
+                    "revenue": num(site.revenue, 2),
+                    "customers": site.customers,
+                    "arpu": num(site.arpu(), 2),
                 }),
             );
         }
         let mut entry = json!({
-            "total_revenue": num(revenue, 2),
-            "active_customers": active,
-            "arpu": ratio(revenue, Decimal::from(active), 2),
+            "total_revenue": num(period.revenue, 2),
+            "active_customers": period.active_customers,
+            "arpu": num(period.arpu(), 2),
             "per_site": Value::Object(per_site),
         });
         if kind == "M" {
-            entry["month"] = json!(period);
+            entry["month"] = json!(period.period);
             entry["quarter"] = json!(period
+                .period
                 .parse::<Month>()
                 .map(|m| m.quarter().to_string())
                 .unwrap_or_default());
         } else {
-            entry["quarter"] = json!(period);
+            entry["quarter"] = json!(period.period);
         }
         out.push(entry);
     }
@@ -592,33 +654,44 @@ async fn daily_load_profiles(
     })))
 }
 
-async fn site_summary(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
-    user.employee()?;
-    let ledger = ledger(&state).await?;
+/// One site's totals over every ledger row to date.
+#[derive(Debug, Default)]
+pub(crate) struct SiteTotals {
+    pub(crate) kwh: Decimal,
+    pub(crate) lsl: Decimal,
+}
+
+/// The totals of `/api/stats/site-summary`, exact: per site of the account (rows without one
+/// left out), every row whether dated or not; and the ledger they are computed from.
+pub(crate) async fn site_totals(
+    state: &AppState,
+) -> ApiResult<(BTreeMap<String, SiteTotals>, &'static str)> {
+    let ledger = ledger(state).await?;
     let filter = RowFilter {
         dated_only: false,
         with_account_only: false,
     };
     let sums = reports::period_sites(state.read_models.pool(), ledger, "Q", filter).await?;
-    let mut sites: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
-    for row in sums.iter().filter(|r| !r.site.is_empty()) {
-        let entry = sites
-            .entry(row.site.as_str())
-            .or_insert((Decimal::ZERO, Decimal::ZERO));
-        entry.0 += row.kwh;
-        entry.1 += row.amount;
+    let mut sites: BTreeMap<String, SiteTotals> = BTreeMap::new();
+    for row in sums.into_iter().filter(|r| !r.site.is_empty()) {
+        let entry = sites.entry(row.site).or_default();
+        entry.kwh += row.kwh;
+        entry.lsl += row.amount;
     }
+    Ok((sites, ledger))
+}
+
+async fn site_summary(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+    user.employee()?;
+    let (sites, ledger) = site_totals(&state).await?;
     let thousand = Decimal::from(1000);
-    let (kwh, lsl) = sites
-        .values()
-        .fold((Decimal::ZERO, Decimal::ZERO), |t, (k, l)| {
-            (t.0 + k, t.1 + l)
-        });
+    let kwh: Decimal = sites.values().map(|t| t.kwh).sum();
+    let lsl: Decimal = sites.values().map(|t| t.lsl).sum();
     Ok(Json(json!({
-        "sites": sites.iter().map(|(site, (k, l))| json!({
+        "sites": sites.iter().map(|(site, t)| json!({
             "site": site,
-            "mwh": num(*k / thousand, 2),
-            "lsl_thousands": num(*l / thousand, 2),
+            "mwh": num(t.kwh / thousand, 2),
+            "lsl_thousands": num(t.lsl / thousand, 2),
         })).collect::<Vec<_>>(),
         "totals": {"mwh": num(kwh / thousand, 2), "lsl_thousands": num(lsl / thousand, 2)},
         "source_table": ledger,

@@ -10,7 +10,7 @@ use domain::auth::Role;
 use serde_json::Value;
 use testkit::acdb::TestAcdb;
 
-use crate::support::{Reply, TestApp, PASSWORD};
+use crate::support::{report_ledger, Reply, TestApp, CUSTOMER_PASSWORD, PASSWORD};
 
 /// `fields` as an `application/x-www-form-urlencoded` body.
 fn form_body(fields: &[(&str, &str)]) -> String {
@@ -340,67 +340,9 @@ async fn pages_forbid_scripts_framing_and_caching() {
     assert_eq!(css.headers["cache-control"], "public, max-age=3600");
 }
 
-/// The ledger and customers of the O&M report tests (`reports.rs`, whose figures were worked out
-/// by hand), without the meter register.
-fn report_fixture(acdb: &TestAcdb) {
-    const LEDGER: &[(i64, &str, Option<&str>, &str, &str)] = &[
-        (1, "0001MAK", Some("2025-01-15 09:00:00"), "100.00", "10.0"),
-        (2, "0001MAK", Some("2025-02-10 09:00:00"), "50.50", "5.0"),
-        (3, "0002MAK", Some("2025-03-31 23:30:00"), "30.00", "3.0"),
-        (4, "0001MAS", Some("2025-04-01 00:30:00"), "-10.00", "0"),
-        (5, "0001MAK", Some("2025-05-05 09:00:00"), "0.00", "0"),
-        (6, "x", Some("2025-05-06 09:00:00"), "20.00", "2.0"),
-        (7, "0003mak", Some("2025-06-01 09:00:00"), "40.00", "4.0"),
-        (8, "0002MAK", None, "60.00", "6.0"),
-        (9, "0002MAK", Some("sometime"), "7.00", "0.7"),
-        (10, "  ", Some("2025-01-20 09:00:00"), "1000.00", "100"),
-        (11, "0004MAS", Some("2025-08-15 09:00:00"), "0.1250", "1.0"),
-    ];
-    const CUSTOMERS: &[(i64, &str, Option<&str>, Option<&str>)] = &[
-        (1, "MAK", Some("2024-11-05"), None),
-        (2, "MAK", Some("2025-01-10"), Some("2025-06-01")),
-        (3, "MAK ", Some("2025-02-01"), None),
-        (4, "MAS", Some("2025-04-15"), None),
-        (5, "", Some("2025-05-01"), None),
-        (6, "MAS", None, None),
-        (7, "MAS", Some("garbage"), Some(" ")),
-    ];
-    let text = |value: Option<&str>| value.map_or("NULL".into(), |v| format!("'{v}'"));
-    for table in [
-        "tblaccounthistory1",
-        "tblaccounthistoryOriginal",
-        "tblcustomer",
-        "tblaccountnumbers",
-        "tblmeter",
-        "Copy Of tblmeter",
-        "tblmeterdata1",
-    ] {
-        acdb.execute(&format!("DELETE FROM [{table}]"), &[]);
-    }
-    for (id, account, date, amount, kwh) in LEDGER {
-        acdb.execute(
-            &format!(
-                "INSERT INTO [tblaccounthistory1] ([ID], [accountnumber], [transaction date], [transaction amount], [kwh value]) VALUES ({id}, '{account}', {}, {amount}, {kwh})",
-                text(*date)
-            ),
-            &[],
-        );
-    }
-    for (id, concession, connected, terminated) in CUSTOMERS {
-        acdb.execute(
-            &format!(
-                "INSERT INTO [tblcustomer] ([CUSTOMER ID], [FIRST NAME], [Concession name], [DATE SERVICE CONNECTED], [DATE SERVICE TERMINATED]) VALUES ({id}, 'C{id}', '{concession}', {}, {})",
-                text(*connected),
-                text(*terminated)
-            ),
-            &[],
-        );
-    }
-}
-
 #[tokio::test]
 async fn the_dashboard_shows_the_figures_of_the_om_report_and_the_site_summary() {
-    let app = TestApp::start_with(report_fixture).await;
+    let app = TestApp::start_with(report_ledger).await;
     let token = app.employee("00406", Role::Generic).await;
     let session = signed_in(&app, "00406").await;
 
@@ -535,7 +477,6 @@ async fn a_customer_gets_the_staff_only_page_with_their_name_escaped() {
     let app = TestApp::start_with(scripted_customer).await;
     app.customer_token(ACCOUNT).await;
     let (cookies, csrf) = login_form(&app).await;
-    // The password `TestApp::customer_token` registers.
     let signed = post(
         &app,
         "/portal/login",
@@ -544,7 +485,7 @@ async fn a_customer_gets_the_staff_only_page_with_their_name_escaped() {
             ("csrf", &csrf),
             ("kind", "customer"),
             ("user_id", ACCOUNT),
-            ("password", "my own secret"),
+            ("password", CUSTOMER_PASSWORD),
         ],
     )
     .await;

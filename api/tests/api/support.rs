@@ -46,6 +46,75 @@ fn bridge_actor() -> Actor {
 /// The password every test employee gets.
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
+/// The password [`TestApp::customer_token`] registers for the customer.
+pub(crate) const CUSTOMER_PASSWORD: &str = "my own secret";
+
+/// The ledger of [`report_ledger`]: accounts of two sites, a 1-character account (no site), a
+/// lower-case account (same site, another customer), a blank account, undated and unparseable
+/// dates, a negative and a zero amount, a row at 23:30 on the last day of a quarter and one at
+/// 00:30 on the first of the next (local time), a half-cent tie.
+const REPORT_LEDGER: &[(i64, &str, Option<&str>, &str, &str)] = &[
+    (1, "0001MAK", Some("2025-01-15 09:00:00"), "100.00", "10.0"),
+    (2, "0001MAK", Some("2025-02-10 09:00:00"), "50.50", "5.0"),
+    (3, "0002MAK", Some("2025-03-31 23:30:00"), "30.00", "3.0"),
+    (4, "0001MAS", Some("2025-04-01 00:30:00"), "-10.00", "0"),
+    (5, "0001MAK", Some("2025-05-05 09:00:00"), "0.00", "0"),
+    (6, "x", Some("2025-05-06 09:00:00"), "20.00", "2.0"),
+    (7, "0003mak", Some("2025-06-01 09:00:00"), "40.00", "4.0"),
+    (8, "0002MAK", None, "60.00", "6.0"),
+    (9, "0002MAK", Some("sometime"), "7.00", "0.7"),
+    (10, "  ", Some("2025-01-20 09:00:00"), "1000.00", "100"),
+    (11, "0004MAS", Some("2025-08-15 09:00:00"), "0.1250", "1.0"),
+];
+
+/// The customers of [`report_ledger`]: (id, concession, connected, terminated).
+const REPORT_CUSTOMERS: &[(i64, &str, Option<&str>, Option<&str>)] = &[
+    (1, "MAK", Some("2024-11-05"), None),
+    (2, "MAK", Some("2025-01-10"), Some("2025-06-01")),
+    (3, "MAK ", Some("2025-02-01"), None),
+    (4, "MAS", Some("2025-04-15"), None),
+    (5, "", Some("2025-05-01"), None),
+    (6, "MAS", None, None),
+    (7, "MAS", Some("garbage"), Some(" ")),
+];
+
+/// The ACDB fixture of the O&M report figures (`reports.rs`, where every expected number was
+/// worked out by hand from these rows, and the portal's dashboard): the ledger and customers
+/// above, in place of the generated ones, and no meter register.
+pub(crate) fn report_ledger(acdb: &TestAcdb) {
+    let text = |value: Option<&str>| value.map_or("NULL".into(), |v| format!("'{v}'"));
+    for table in [
+        "tblaccounthistory1",
+        "tblaccounthistoryOriginal",
+        "tblcustomer",
+        "tblaccountnumbers",
+        "tblmeter",
+        "Copy Of tblmeter",
+        "tblmeterdata1",
+    ] {
+        acdb.execute(&format!("DELETE FROM [{table}]"), &[]);
+    }
+    for (id, account, date, amount, kwh) in REPORT_LEDGER {
+        acdb.execute(
+            &format!(
+                "INSERT INTO [tblaccounthistory1] ([ID], [accountnumber], [transaction date], [transaction amount], [kwh value]) VALUES ({id}, '{account}', {}, {amount}, {kwh})",
+                text(*date)
+            ),
+            &[],
+        );
+    }
+    for (id, concession, connected, terminated) in REPORT_CUSTOMERS {
+        acdb.execute(
+            &format!(
+                "INSERT INTO [tblcustomer] ([CUSTOMER ID], [FIRST NAME], [Concession name], [DATE SERVICE CONNECTED], [DATE SERVICE TERMINATED]) VALUES ({id}, 'C{id}', '{concession}', {}, {})",
+                text(*connected),
+                text(*terminated)
+            ),
+            &[],
+        );
+    }
+}
+
 pub(crate) struct TestApp {
     pub(crate) db: TestDatabase,
     /// The generated ACDB, kept for as long as the app (dropping it removes the file).
@@ -374,7 +443,7 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_string();
-        let password = "my own secret";
+        let password = CUSTOMER_PASSWORD;
         let reply = self
             .post(
                 "/api/auth/customer-register",
