@@ -386,7 +386,9 @@ async fn a_message_after_the_follow_up_window_is_a_new_matter_and_the_window_is_
             settings(),
         )
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    // Webhook timestamps are whole seconds: a message's time may read up to a second early, so
+    // the second one comes well past the 1 s window.
+    tokio::time::sleep(std::time::Duration::from_millis(3_000)).await;
     bridge
         .receive(
             MPHO_WA_ID,
