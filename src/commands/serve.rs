@@ -143,6 +143,7 @@ fn print_next_steps(settings: &Settings, admin_password: Option<&str>) {
     let data_dir = settings.data_dir.display();
     eprintln!();
     eprintln!("ccare is running.");
+    eprintln!("  portal:        http://{}/portal/", settings.listen);
     eprintln!("  health:        http://{}/health", settings.listen);
     match admin_password {
         Some(password) => eprintln!(
