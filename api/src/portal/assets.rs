@@ -48,12 +48,18 @@ meter{width:100%;min-width:5rem;height:1rem}
 .tabs a[aria-current=page]{background:#0b4f8a;color:#fff}
 .field{margin-bottom:1rem}
 label{display:block;font-weight:600;margin-bottom:.25rem}
-input[type=text],input[type=password]{width:100%;font:inherit;padding:.55rem;border:1px solid #555;border-radius:.3rem}
+input[type=text],input[type=password],textarea,select{width:100%;font:inherit;padding:.55rem;border:1px solid #555;border-radius:.3rem}
 input[aria-invalid=true]{border:2px solid #a00000}
 button.primary{font:inherit;font-weight:600;padding:.6rem 1.2rem;background:#0b4f8a;color:#fff;border:0;border-radius:.3rem;cursor:pointer}
 .error{color:#a00000;font-weight:600;margin:.25rem 0}
 .alert{border-left:4px solid #a00000;background:#fdf0f0;padding:.5rem .75rem}
 .muted{color:#444}
+.facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.5rem 1rem;margin:0 0 1rem}
+.facts dt{font-size:.85rem;color:#333}
+.facts dd{margin:0;overflow-wrap:anywhere}
+.activity{padding-left:1.25rem}
+.activity li{margin-bottom:.5rem;overflow-wrap:anywhere}
+.paging a{display:inline-block;padding:.4rem .8rem}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 "#;
 

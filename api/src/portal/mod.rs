@@ -2,9 +2,10 @@
 //! JavaScript, for staff (and, later, customers' self-service).
 //!
 //! This first increment: sign-in and sign-out with a session cookie and CSRF-checked forms
-//! ([`session`] documents the design), the layout, and the staff dashboard. Every page is
-//! rendered from `projections::ReadModels`, never from the ACDB; its role checks are the JSON
-//! API's (`CurrentUser`), run on the session cookie's token.
+//! ([`session`] documents the design), the layout, the staff dashboard, and the tickets pages
+//! ([`tickets`]: the list, one ticket, comments and status changes). Every page is rendered
+//! from `projections::ReadModels`, never from the ACDB; its role checks are the JSON API's
+//! (`CurrentUser`), run on the session cookie's token.
 
 mod assets;
 mod dashboard;
@@ -12,6 +13,7 @@ mod forms;
 mod login;
 mod pages;
 mod session;
+mod tickets;
 
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
@@ -37,6 +39,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/portal/", get(dashboard::page))
         .route("/portal/login", get(login::form).post(login::submit))
         .route("/portal/logout", post(login::logout))
+        .route("/portal/tickets", get(tickets::list))
+        .route("/portal/tickets/{number}", get(tickets::detail))
+        .route("/portal/tickets/{number}/comments", post(tickets::comment))
+        .route(
+            "/portal/tickets/{number}/status",
+            post(tickets::change_status),
+        )
         .route(assets::CSS_PATH, get(assets::css))
         .layer(axum::middleware::map_response(security_headers))
 }

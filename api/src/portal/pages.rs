@@ -14,12 +14,16 @@ use crate::error::ApiError;
 use super::session::Session;
 
 /// The pages of the nav: (id, address, label). Only pages that exist are listed.
-const NAV: &[(Nav, &str, &str)] = &[(Nav::Dashboard, "/portal/", "Dashboard")];
+const NAV: &[(Nav, &str, &str)] = &[
+    (Nav::Dashboard, "/portal/", "Dashboard"),
+    (Nav::Tickets, "/portal/tickets", "Tickets"),
+];
 
 /// Which nav entry a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Dashboard,
+    Tickets,
 }
 
 /// A role as staff read it.

@@ -32,6 +32,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::mutations::int_param;
 use crate::AppState;
 
+/// Who may move a ticket's status (the JSON endpoint and the portal's form).
+pub(crate) const STATUS_ROLES: &[Role] = &[Role::Superadmin, Role::OnmTeam];
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/tickets", get(list))
@@ -444,7 +447,7 @@ async fn change_status(
     Path(number): Path<String>,
     JsonBody(body): JsonBody<StatusBody>,
 ) -> ApiResult<Json<Value>> {
-    user.require_role(&[Role::Superadmin, Role::OnmTeam])?;
+    user.require_role(STATUS_ROLES)?;
     let number = parse_number(&number)?;
     let to = parse_status("status", &body.status)?;
     let command = TicketCommand::ChangeStatus {

@@ -33,7 +33,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 /// A browser request: `cookies` as sent (`name=value; …`), extra `headers`, a form body.
-async fn browse(
+pub(crate) async fn browse(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -62,24 +62,24 @@ async fn browse(
     app.send(request).await
 }
 
-async fn page(app: &TestApp, path: &str, cookies: &str) -> Reply {
+pub(crate) async fn page(app: &TestApp, path: &str, cookies: &str) -> Reply {
     browse(app, Method::GET, path, cookies, &[], None).await
 }
 
-async fn post(app: &TestApp, path: &str, cookies: &str, form: &[(&str, &str)]) -> Reply {
+pub(crate) async fn post(app: &TestApp, path: &str, cookies: &str, form: &[(&str, &str)]) -> Reply {
     browse(app, Method::POST, path, cookies, &[], Some(form)).await
 }
 
-fn html(reply: &Reply) -> String {
+pub(crate) fn html(reply: &Reply) -> String {
     String::from_utf8(reply.bytes.clone()).unwrap()
 }
 
-fn location(reply: &Reply) -> &str {
+pub(crate) fn location(reply: &Reply) -> &str {
     reply.headers["location"].to_str().unwrap()
 }
 
 /// The `Set-Cookie` line that sets cookie `name`, if any.
-fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
     reply
         .headers
         .get_all("set-cookie")
@@ -89,20 +89,20 @@ fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
 }
 
 /// The value a `Set-Cookie` line sets.
-fn cookie_value(line: &str) -> String {
+pub(crate) fn cookie_value(line: &str) -> String {
     let pair = line.split(';').next().unwrap();
     pair.split_once('=').unwrap().1.to_string()
 }
 
 /// The value of the page's hidden `csrf` field.
-fn csrf_field(page: &str) -> String {
+pub(crate) fn csrf_field(page: &str) -> String {
     let marker = r#"name="csrf" value=""#;
     let start = page.find(marker).expect("a CSRF field") + marker.len();
     page[start..].split('"').next().unwrap().to_string()
 }
 
 /// A fresh sign-in form: the `Cookie` header that goes with it and its CSRF value.
-async fn login_form(app: &TestApp) -> (String, String) {
+pub(crate) async fn login_form(app: &TestApp) -> (String, String) {
     let reply = page(app, "/portal/login", "").await;
     assert_eq!(reply.status, StatusCode::OK);
     let line = set_cookie(&reply, "ccare_login").expect("a login cookie");
@@ -127,7 +127,7 @@ async fn sign_in_as(app: &TestApp, id: &str, password: &str, next: Option<&str>)
 }
 
 /// Signs employee `id` in through the form; the `Cookie` header of the session.
-async fn signed_in(app: &TestApp, id: &str) -> String {
+pub(crate) async fn signed_in(app: &TestApp, id: &str) -> String {
     let reply = sign_in_as(app, id, PASSWORD, None).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", html(&reply));
     let line = set_cookie(&reply, "ccare_session").expect("a session cookie");

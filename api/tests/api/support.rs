@@ -289,6 +289,50 @@ impl TestApp {
         self.wait_for("conversations", committed.position).await;
     }
 
+    /// A ticket at `site` opened from `phone`'s WhatsApp conversation: the customer's message
+    /// `inbound` before it, linked to it, and the bridge's reply naming the number queued after.
+    pub(crate) async fn ticket_from_whatsapp(
+        &self,
+        site: &str,
+        phone: &str,
+        inbound: &str,
+    ) -> TicketNumber {
+        use domain::conversation::{reply_id_for, ReplyKind};
+        let now = chrono::Utc::now();
+        self.converse(
+            phone,
+            ConversationCommand::Receive {
+                message_id: "wamid.portal.1".into(),
+                text: Some(inbound.into()),
+                media: None,
+                profile_name: Some("Mpho".into()),
+                sent_at: now - chrono::Duration::minutes(10),
+            },
+        )
+        .await;
+        let number = self
+            .open_ticket(site, Priority::P1, Some(phone), None)
+            .await;
+        self.converse(
+            phone,
+            ConversationCommand::LinkTicket {
+                number: number.clone(),
+            },
+        )
+        .await;
+        self.converse(
+            phone,
+            ConversationCommand::QueueReply {
+                reply_id: reply_id_for("wamid.portal.1"),
+                text: format!("Tikete ea hao {number} e thehiloe."),
+                kind: ReplyKind::Text,
+                at: now,
+            },
+        )
+        .await;
+        number
+    }
+
     /// Waits until read model `projection` has applied the event at `position`.
     pub(crate) async fn wait_for(&self, projection: &'static str, position: Option<i64>) {
         if let Some(position) = position {
