@@ -3,11 +3,13 @@
 //!
 //! This first increment: sign-in and sign-out with a session cookie and CSRF-checked forms
 //! ([`session`] documents the design), the layout, the staff dashboard, and the tickets pages
-//! ([`tickets`]: the list, one ticket, comments and status changes). Every page is rendered
+//! ([`tickets`]: the list, one ticket, comments and status changes), and the read-only
+//! customer search and customer pages ([`customers`]). Every page is rendered
 //! from `projections::ReadModels`, never from the ACDB; its role checks are the JSON API's
 //! (`CurrentUser`), run on the session cookie's token.
 
 mod assets;
+mod customers;
 mod dashboard;
 mod forms;
 mod login;
@@ -46,6 +48,8 @@ pub(crate) fn routes() -> Router<AppState> {
             "/portal/tickets/{number}/status",
             post(tickets::change_status),
         )
+        .route("/portal/customers", get(customers::list))
+        .route("/portal/customers/{id}", get(customers::detail))
         .route(assets::CSS_PATH, get(assets::css))
         .layer(axum::middleware::map_response(security_headers))
 }

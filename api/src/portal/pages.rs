@@ -17,6 +17,7 @@ use super::session::Session;
 const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Dashboard, "/portal/", "Dashboard"),
     (Nav::Tickets, "/portal/tickets", "Tickets"),
+    (Nav::Customers, "/portal/customers", "Customers"),
 ];
 
 /// Which nav entry a page belongs to.
@@ -24,6 +25,7 @@ const NAV: &[(Nav, &str, &str)] = &[
 pub(crate) enum Nav {
     Dashboard,
     Tickets,
+    Customers,
 }
 
 /// A role as staff read it.

@@ -35,7 +35,7 @@ const MESSAGES_ON_A_TICKET: i64 = 200;
 use crate::routes::tickets::STATUS_ROLES;
 
 /// `at` in Maseru time, to the minute.
-fn when(at: DateTime<Utc>) -> String {
+pub(super) fn when(at: DateTime<Utc>) -> String {
     maseru_time(at).format("%Y-%m-%d %H:%M").to_string()
 }
 
@@ -52,7 +52,7 @@ fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-fn status_label(raw: &str) -> &str {
+pub(super) fn status_label(raw: &str) -> &str {
     match raw {
         "open" => "Open",
         "in-progress" => "In progress",

@@ -10,6 +10,7 @@ mod customers;
 mod dashboards;
 mod openapi;
 mod portal;
+mod portal_customers;
 mod portal_tickets;
 mod read_models;
 mod rebuilds;
