@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Utc;
-use domain::command::{CommandContext, CommandError, ConversationCommands, TicketCommands};
+use domain::command::{CommandError, ConversationCommands, TicketCommands};
 use domain::conversation::ConversationCommand;
-use domain::envelope::{Actor, Channel};
 use domain::outbox::{Outbox, OutboxChannel, OutboxItem};
 use domain::phone::PhoneNumber;
 use domain::ticket::{TicketCommand, TicketError};
@@ -19,6 +18,7 @@ use futures::StreamExt;
 use crate::outbox_items::{backoff, UgridplanItem, WhatsappItem};
 use crate::ugridplan::UgridplanClient;
 use crate::whatsapp::{CloudApiClient, Outbound, SendError};
+use crate::worker::bridge_context;
 
 /// How many due items one pass takes.
 const BATCH: u32 = 50;
@@ -124,14 +124,6 @@ where
         settle(outbox, &item, outcome, &mut tally).await;
     }
     Ok(tally)
-}
-
-fn bridge_context() -> CommandContext {
-    CommandContext::new(Actor {
-        user_id: None,
-        role: None,
-        channel: Channel::Whatsapp,
-    })
 }
 
 async fn run_passes<F, Fut>(

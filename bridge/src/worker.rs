@@ -155,9 +155,10 @@ impl InboxWorker {
                 return Ok(pass);
             };
             after = last.id;
-            let mut senders: Vec<(String, Vec<PendingDelivery>)> = Vec::new();
+            let mut senders: Vec<(String, Vec<Received>)> = Vec::new();
             for delivery in page {
-                let sender = sender_of(&delivery);
+                let delivery = Received::read(delivery);
+                let sender = delivery.sender();
                 if held.contains(&sender) {
                     continue;
                 }
@@ -196,13 +197,10 @@ impl InboxWorker {
 
     /// Processes one sender's deliveries in order, stopping at the first that fails (recorded as
     /// failed). Returns how many were processed, and the failure.
-    async fn process_in_order(
-        &self,
-        deliveries: Vec<PendingDelivery>,
-    ) -> (usize, Option<WorkerError>) {
+    async fn process_in_order(&self, deliveries: Vec<Received>) -> (usize, Option<WorkerError>) {
         let mut done = 0;
-        for delivery in deliveries {
-            let outcome = match self.process(&delivery).await {
+        for Received { delivery, items } in deliveries {
+            let outcome = match self.process(&delivery, items).await {
                 Ok(()) => self
                     .ports
                     .inbox
@@ -254,16 +252,12 @@ impl InboxWorker {
         }
     }
 
-    async fn process(&self, delivery: &PendingDelivery) -> Result<(), WorkerError> {
-        // The API stored only bodies that parsed; one that does not now never will.
-        let parsed = match cloud_api::parse_delivery(&delivery.body) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                tracing::error!(delivery = delivery.id, error = %error, "a stored webhook delivery does not parse; skipped");
-                return Ok(());
-            }
-        };
-        for item in cloud_api::inbound_items(&parsed) {
+    async fn process(
+        &self,
+        delivery: &PendingDelivery,
+        items: Vec<InboundItem>,
+    ) -> Result<(), WorkerError> {
+        for item in items {
             match item {
                 // Meta sent it again: the delivery that carried it first acts on it.
                 InboundItem::Message(message)
@@ -490,7 +484,7 @@ impl InboxWorker {
         match self
             .ports
             .tickets
-            .execute(ticket, comment, &context())
+            .execute(ticket, comment, &bridge_context())
             .await
         {
             Ok(_) => {}
@@ -598,7 +592,7 @@ impl InboxWorker {
         let number = self
             .ports
             .tickets
-            .allocate_number(&site, year, &case.message.message_id, &context())
+            .allocate_number(&site, year, &case.message.message_id, &bridge_context())
             .await
             .map_err(command_failed("ticket numbering"))?;
         let summary = match decision.fault_summary().trim() {
@@ -616,7 +610,12 @@ impl InboxWorker {
             channel: TicketChannel::Whatsapp,
             triaged_by: decision.source().to_string(),
         });
-        match self.ports.tickets.execute(&number, open, &context()).await {
+        match self
+            .ports
+            .tickets
+            .execute(&number, open, &bridge_context())
+            .await
+        {
             // Opened by an earlier attempt at this message.
             Ok(_) | Err(CommandError::Rejected(TicketError::AlreadyOpened(_))) => {}
             Err(error) => return Err(command_failed("ticket store")(error)),
@@ -720,7 +719,7 @@ impl InboxWorker {
     ) -> Result<(), WorkerError> {
         self.ports
             .conversations
-            .execute(phone, command, &context())
+            .execute(phone, command, &bridge_context())
             .await
             .map(|_| ())
             .map_err(command_failed("conversation store"))
@@ -740,8 +739,8 @@ struct Case<'a> {
     village_answer: Option<&'static str>,
 }
 
-/// The envelope of the bridge's own commands.
-fn context() -> CommandContext {
+/// The envelope of the bridge's own commands (the worker's and the senders').
+pub(crate) fn bridge_context() -> CommandContext {
     CommandContext::new(Actor {
         user_id: None,
         role: None,
@@ -749,20 +748,36 @@ fn context() -> CommandContext {
     })
 }
 
-/// Whose delivery it is: the sender of its first message, or the recipient of its first status
-/// update (the conversation it changes). One sender's deliveries are handled in order.
-fn sender_of(delivery: &PendingDelivery) -> String {
-    cloud_api::parse_delivery(&delivery.body)
-        .ok()
-        .and_then(|parsed| {
-            cloud_api::inbound_items(&parsed)
-                .into_iter()
-                .find_map(|item| match item {
-                    InboundItem::Message(m) => Some(m.from),
-                    InboundItem::Status(s) => s.recipient,
-                })
-        })
-        .unwrap_or_default()
+/// A stored delivery with what is in it, read once.
+struct Received {
+    delivery: PendingDelivery,
+    items: Vec<InboundItem>,
+}
+
+impl Received {
+    fn read(delivery: PendingDelivery) -> Received {
+        // The API stored only bodies that parsed; one that does not now never will.
+        let items = match cloud_api::parse_delivery(&delivery.body) {
+            Ok(parsed) => cloud_api::inbound_items(&parsed),
+            Err(error) => {
+                tracing::error!(delivery = delivery.id, error = %error, "a stored webhook delivery does not parse; skipped");
+                Vec::new()
+            }
+        };
+        Received { delivery, items }
+    }
+
+    /// Whose delivery it is: the sender of its first message, or the recipient of its first
+    /// status update (the conversation it changes). One sender's deliveries are handled in order.
+    fn sender(&self) -> String {
+        self.items
+            .iter()
+            .find_map(|item| match item {
+                InboundItem::Message(m) => Some(m.from.clone()),
+                InboundItem::Status(s) => s.recipient.clone(),
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// `text` cut to `limit` characters (a WhatsApp text may hold 4,096; a ticket keeps 4,000), the

@@ -21,7 +21,7 @@ use crate::AppState;
 
 use super::dashboard::staff_only;
 use super::pages::{self, count, document, respond, Nav};
-use super::session::{encode_query_value, Session};
+use super::session::Session;
 use super::tickets::status_label;
 
 /// Customers on a page of the list.
@@ -122,13 +122,11 @@ impl ListQuery {
 
     /// The list's address for page `page` of this search.
     fn href(&self, page: i64) -> String {
-        let mut href = format!("/portal/customers?page={page}");
-        for (name, value) in [("q", &self.q), ("site", &self.site)] {
-            if !value.is_empty() {
-                href.push_str(&format!("&{name}={}", encode_query_value(value)));
-            }
-        }
-        href
+        pages::list_href(
+            "/portal/customers",
+            page,
+            &[("q", &self.q), ("site", &self.site)],
+        )
     }
 }
 

@@ -198,6 +198,20 @@ fn group(text: &str) -> String {
     }
 }
 
+/// The address of page `page` of the list at `path`, keeping its non-empty parameters.
+pub(crate) fn list_href(path: &str, page: i64, parameters: &[(&str, &String)]) -> String {
+    let mut href = format!("{path}?page={page}");
+    for (name, value) in parameters {
+        if !value.is_empty() {
+            href.push_str(&format!(
+                "&{name}={}",
+                super::session::encode_query_value(value)
+            ));
+        }
+    }
+    href
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use crate::AppState;
 use super::dashboard::staff_only;
 use super::forms::CheckedForm;
 use super::pages::{self, count, document, respond, see_other, Nav};
-use super::session::{encode_query_value, Session};
+use super::session::Session;
 
 /// Tickets on a page of the list.
 const PAGE_SIZE: i64 = 50;
@@ -122,13 +122,11 @@ impl ListQuery {
 
     /// The list's address for page `page` with these filters.
     fn href(&self, page: i64) -> String {
-        let mut href = format!("/portal/tickets?page={page}");
-        for (name, value) in [("status", &self.status), ("site", &self.site)] {
-            if !value.is_empty() {
-                href.push_str(&format!("&{name}={}", encode_query_value(value)));
-            }
-        }
-        href
+        pages::list_href(
+            "/portal/tickets",
+            page,
+            &[("status", &self.status), ("site", &self.site)],
+        )
     }
 }
 

@@ -28,7 +28,7 @@ use hyper::body::Bytes;
 use projections::{ProjectorRunner, ReadModels};
 use tokio_util::sync::CancellationToken;
 
-use super::{load_average, HttpClient};
+use super::{load_average, percentile, HttpClient};
 use crate::config::Settings;
 
 const APP_SECRET: &str = "benchmark app secret";
@@ -261,8 +261,8 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: BridgeBench) -> 
     latencies.sort();
     println!(
         "delivery -> reply sent       p50 {:.0} ms   p99 {:.0} ms   (worker polls every 0.5 s, sender every 1 s)",
-        percentile_ms(&latencies, 0.5),
-        percentile_ms(&latencies, 0.99)
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
     );
     println!(
         "load average                 {load_before} -> {}",
@@ -275,14 +275,6 @@ async fn measure(url: &str, acdb_file: &std::path::Path, bench: BridgeBench) -> 
     }
     pool.close().await;
     Ok(())
-}
-
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// `count` requests from `clients` clients: a signed delivery when `delivery(i)` gives one, else

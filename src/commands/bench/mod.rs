@@ -165,6 +165,15 @@ async fn start_api(
     Ok((client, address, token))
 }
 
+/// The `p` quantile of `sorted` latencies, in milliseconds (NaN for none).
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
 /// The 1-minute load average; `?` where /proc is not available.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

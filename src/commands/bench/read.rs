@@ -26,7 +26,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{load_average, HttpClient};
+use super::{load_average, percentile, HttpClient};
 use crate::config::Settings;
 
 /// (a): the endpoints are at least this many times faster than the legacy computation.
@@ -71,14 +71,6 @@ pub async fn read(settings: Settings, bench: ReadBench) -> anyhow::Result<()> {
     let result = measure(&cluster.url(), &acdb_file, bench).await;
     cluster.stop().await?;
     result
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 async fn measure(url: &str, acdb_file: &std::path::Path, bench: ReadBench) -> anyhow::Result<()> {
