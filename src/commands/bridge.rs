@@ -125,46 +125,64 @@ pub fn demo_whatsapp(data_dir: &Path) -> anyhow::Result<WhatsAppSettings> {
     })
 }
 
-/// The Cloud API as the demo sees it: a local HTTP server that takes messages like the real
-/// messages endpoint, prints each one, and answers with a message id. Returns its configuration.
+/// A local stand-in for the Cloud API's messages endpoint: takes each message like the real
+/// one, hands its body to `on_message`, and answers with a fresh message id. Returns the
+/// configuration that sends to it, and the server to run until `stop`.
+pub(crate) async fn cloud_api_stand_in(
+    stop: &CancellationToken,
+    on_message: impl Fn(&serde_json::Value) + Clone + Send + Sync + 'static,
+) -> anyhow::Result<(
+    CloudApiConfig,
+    impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+)> {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("starting a local stand-in for the Cloud API")?;
+    let address = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/{version}/{phone_number_id}/messages",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let on_message = on_message.clone();
+            async move {
+                on_message(&body);
+                let to = body["to"].as_str().unwrap_or_default().to_string();
+                axum::Json(serde_json::json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{ "input": to, "wa_id": to }],
+                    "messages": [{ "id": format!("wamid.local.{}", uuid::Uuid::new_v4().simple()) }]
+                }))
+            }
+        }),
+    );
+    let mut config = CloudApiConfig::new("local-stand-in-token", "100000000000001");
+    config.api_url = format!("http://{address}/v25.0");
+    let serving = stop.clone();
+    let server = async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(serving.cancelled_owned())
+            .await
+    };
+    Ok((config, server))
+}
+
+/// The Cloud API as the demo sees it: the local stand-in, printing every message it takes.
 pub async fn start_cloud_api_simulator(
     tasks: &mut JoinSet<(Role, anyhow::Result<()>)>,
     stop: &CancellationToken,
 ) -> anyhow::Result<CloudApiConfig> {
-    use axum::routing::post;
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .context("starting the demo's Cloud API simulator")?;
-    let address = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/{version}/{phone_number_id}/messages",
-        post(
-            |axum::Json(body): axum::Json<serde_json::Value>| async move {
-                let to = body["to"].as_str().unwrap_or("?");
-                let text = body
-                    .pointer("/text/body")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("[template {}]", body["template"]["name"]));
-                eprintln!("\n[WhatsApp simulator] to +{to}:\n{text}\n");
-                axum::Json(serde_json::json!({
-                    "messaging_product": "whatsapp",
-                    "contacts": [{ "input": to, "wa_id": to }],
-                    "messages": [{ "id": format!("wamid.sim.{}", uuid::Uuid::new_v4().simple()) }]
-                }))
-            },
-        ),
-    );
-    let token = stop.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-        (Role::Bridge, served.map_err(Into::into))
-    });
-    let mut config = CloudApiConfig::new("demo-simulator-token", "100000000000001");
-    config.api_url = format!("http://{address}/v25.0");
-    tracing::info!(%address, "the demo's WhatsApp Cloud API simulator is listening");
+    let (config, server) = cloud_api_stand_in(stop, |body| {
+        let to = body["to"].as_str().unwrap_or("?");
+        let text = body
+            .pointer("/text/body")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("[template {}]", body["template"]["name"]));
+        eprintln!("\n[WhatsApp simulator] to +{to}:\n{text}\n");
+    })
+    .await?;
+    tasks.spawn(async move { (Role::Bridge, server.await.map_err(Into::into)) });
+    tracing::info!(url = %config.api_url, "the demo's WhatsApp Cloud API simulator is listening");
     Ok(config)
 }
 

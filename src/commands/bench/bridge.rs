@@ -62,43 +62,24 @@ pub async fn bridge(settings: Settings, bench: BridgeBench) -> anyhow::Result<()
 /// When each reply reached the fake, by recipient wa_id.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// The Cloud API as a local fake: takes messages, notes when each recipient's first arrived.
+/// The Cloud API as the local stand-in, noting when each recipient's first message arrived.
 async fn start_cloud_api_fake(
     stop: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
 ) -> anyhow::Result<(CloudApiConfig, Arrivals)> {
-    use axum::routing::post;
     let arrivals: Arrivals = Arc::default();
     let noted = arrivals.clone();
-    let app = axum::Router::new().route(
-        "/{version}/{phone_number_id}/messages",
-        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-            let noted = noted.clone();
-            async move {
-                let to = body["to"].as_str().unwrap_or_default().to_string();
-                noted
-                    .lock()
-                    .expect("not poisoned")
-                    .entry(to)
-                    .or_insert_with(Instant::now);
-                axum::Json(serde_json::json!({
-                    "messaging_product": "whatsapp",
-                    "messages": [{ "id": format!("wamid.bench.{}", uuid::Uuid::new_v4().simple()) }]
-                }))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let address = listener.local_addr()?;
-    let serving = stop.clone();
-    tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(serving.cancelled_owned())
-            .await
-            .map_err(anyhow::Error::from)
-    });
-    let mut config = CloudApiConfig::new("benchmark-token", "100000000000001");
-    config.api_url = format!("http://{address}/v25.0");
+    let (config, server) =
+        crate::commands::bridge::cloud_api_stand_in(stop, move |body: &serde_json::Value| {
+            let to = body["to"].as_str().unwrap_or_default().to_string();
+            noted
+                .lock()
+                .expect("not poisoned")
+                .entry(to)
+                .or_insert_with(Instant::now);
+        })
+        .await?;
+    tasks.spawn(async move { server.await.map_err(anyhow::Error::from) });
     Ok((config, arrivals))
 }
 
