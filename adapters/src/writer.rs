@@ -66,6 +66,8 @@ struct Pending {
     envelope: Envelope,
     reverts: Option<i64>,
     key_floor: Option<i64>,
+    /// The writes applied together with this one, in one ACDB transaction.
+    group_id: Option<Uuid>,
 }
 
 fn pending_from_row(row: &sqlx::postgres::PgRow) -> Result<Pending> {
@@ -79,10 +81,11 @@ fn pending_from_row(row: &sqlx::postgres::PgRow) -> Result<Pending> {
         envelope,
         reverts: row.try_get("reverts")?,
         key_floor: row.try_get("key_floor")?,
+        group_id: row.try_get("group_id")?,
     })
 }
 
-const PENDING_COLUMNS: &str = "command_id, write, envelope, reverts, key_floor";
+const PENDING_COLUMNS: &str = "command_id, write, envelope, reverts, key_floor, group_id";
 
 /// The `AcdbWrite` event at `sequence` of command `command_id`.
 fn write_event(
@@ -167,24 +170,45 @@ impl WriteQueue {
         }
     }
 
-    async fn record_request(
+    /// Records `writes` as requested, in one transaction: one command each, in one group when
+    /// there are several (the writer applies a group in one ACDB transaction).
+    async fn record_requests(
         &self,
+        writes: &[TableWrite],
+        context: &CommandContext,
+    ) -> Result<std::result::Result<Vec<Uuid>, WriteRejection>> {
+        let mut tx = crate::postgres::begin(&self.pool).await?;
+        let group_id = (writes.len() > 1).then(Uuid::new_v4);
+        let mut command_ids = Vec::with_capacity(writes.len());
+        for (order, write) in writes.iter().enumerate() {
+            let ordered = group_id.map(|group| (group, order as i32));
+            match Self::record_request_in(&mut tx, write, context, ordered).await? {
+                Ok(command_id) => command_ids.push(command_id),
+                Err(rejection) => return Ok(Err(rejection)),
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(command_ids))
+    }
+
+    async fn record_request_in(
+        tx: &mut PgConnection,
         write: &TableWrite,
         context: &CommandContext,
+        group: Option<(Uuid, i32)>,
     ) -> Result<std::result::Result<Uuid, WriteRejection>> {
         let reverts = context.reverts;
         let spec = write.spec();
-        let mut tx = crate::postgres::begin(&self.pool).await?;
         // No lock: requests do not wait for one another, the capture or the writer. The checks
         // below only spare the writer hopeless requests; it checks the ACDB itself.
-        if !cdc::is_imported(&mut tx, spec).await? {
+        if !cdc::is_imported(&mut *tx, spec).await? {
             return Ok(Err(WriteRejection::NotReady {
                 table: spec.table.to_string(),
             }));
         }
         if let Some(key) = &write.key {
             let id = key.aggregate_id();
-            let exists = cdc::captured_row(&mut tx, spec, &id).await?.exists();
+            let exists = cdc::captured_row(&mut *tx, spec, &id).await?.exists();
             match write.action {
                 WriteAction::Update | WriteAction::Delete if !exists => {
                     return Ok(Err(WriteRejection::NotFound {
@@ -207,10 +231,11 @@ impl WriteQueue {
             write: write.clone(),
             reverts,
         };
-        EventStore::append_in(&mut tx, &[write_event(command_id, 1, &event, &envelope)]).await?;
+        EventStore::append_in(&mut *tx, &[write_event(command_id, 1, &event, &envelope)]).await?;
         sqlx::query(
-            "insert into acdb_writes (command_id, table_name, action, row_key, write, envelope, reverts)
-             values ($1, $2, $3, $4, $5, $6, $7)",
+            "insert into acdb_writes (command_id, table_name, action, row_key, write, envelope, reverts,
+                 group_id, group_order)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(command_id)
         .bind(spec.table)
@@ -219,6 +244,8 @@ impl WriteQueue {
         .bind(Json(write))
         .bind(Json(envelope.to_metadata()))
         .bind(reverts)
+        .bind(group.map(|(id, _)| id))
+        .bind(group.map(|(_, order)| order))
         .execute(&mut *tx)
         .await?;
         sqlx::query("select pg_notify($1, $2)")
@@ -226,8 +253,70 @@ impl WriteQueue {
             .bind(command_id.to_string())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         Ok(Ok(command_id))
+    }
+
+    /// Records `writes` (see [`record_requests`](Self::record_requests)) and waits, until the
+    /// queue's deadline, for the outcome of each.
+    async fn submit_all(
+        &self,
+        writes: Vec<TableWrite>,
+        context: &CommandContext,
+    ) -> std::result::Result<Vec<WriteOutcome>, CommandError<WriteRejection>> {
+        self.outcomes.listen(&self.pool);
+        // Subscribed before the request exists: its outcome cannot be announced unheard.
+        let mut announced = self.outcomes.announced.subscribe();
+        // On a task of its own: a caller that goes away cannot stop the request half-recorded.
+        let queue = self.clone();
+        let context = context.clone();
+        let command_ids =
+            tokio::spawn(async move { queue.record_requests(&writes, &context).await })
+                .await
+                .map_err(|e| CommandError::Unavailable(format!("the write task failed: {e}")))?
+                .map_err(unavailable)?
+                .map_err(CommandError::Rejected)?;
+        let recorded = tokio::time::Instant::now();
+        let deadline = recorded + self.wait;
+        let mut outcomes = Vec::with_capacity(command_ids.len());
+        for command_id in command_ids {
+            outcomes.push(
+                self.await_outcome(command_id, &mut announced, recorded, deadline)
+                    .await?,
+            );
+        }
+        Ok(outcomes)
+    }
+
+    /// The outcome of `command_id` once it has one, or `Pending` at `deadline`.
+    async fn await_outcome(
+        &self,
+        command_id: Uuid,
+        announced: &mut tokio::sync::broadcast::Receiver<Uuid>,
+        recorded: tokio::time::Instant,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<WriteOutcome, CommandError<WriteRejection>> {
+        loop {
+            if let Some(outcome) = self.outcome(command_id).await.map_err(unavailable)? {
+                tracing::debug!(command = %command_id, wait_ms = recorded.elapsed().as_secs_f64() * 1e3, "write outcome");
+                return Ok(outcome);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(WriteOutcome::Pending { command_id });
+            }
+            let fallback = tokio::time::sleep((deadline - now).min(Duration::from_millis(100)));
+            tokio::pin!(fallback);
+            loop {
+                tokio::select! {
+                    heard = announced.recv() => match heard {
+                        Ok(id) if id != command_id => continue,
+                        // Ours, or some were missed (lagged): look.
+                        _ => break,
+                    },
+                    () = &mut fallback => break,
+                }
+            }
+        }
     }
 
     /// The outcome of `command_id`, once it has one.
@@ -269,41 +358,19 @@ impl AcdbWrites for WriteQueue {
         write: TableWrite,
         context: &CommandContext,
     ) -> std::result::Result<WriteOutcome, CommandError<WriteRejection>> {
-        self.outcomes.listen(&self.pool);
-        // Subscribed before the request exists: its outcome cannot be announced unheard.
-        let mut announced = self.outcomes.announced.subscribe();
-        // On a task of its own: a caller that goes away cannot stop the request half-recorded.
-        let queue = self.clone();
-        let context = context.clone();
-        let command_id = tokio::spawn(async move { queue.record_request(&write, &context).await })
-            .await
-            .map_err(|e| CommandError::Unavailable(format!("the write task failed: {e}")))?
-            .map_err(unavailable)?
-            .map_err(CommandError::Rejected)?;
-        let recorded = tokio::time::Instant::now();
-        let deadline = recorded + self.wait;
-        loop {
-            if let Some(outcome) = self.outcome(command_id).await.map_err(unavailable)? {
-                tracing::debug!(command = %command_id, wait_ms = recorded.elapsed().as_secs_f64() * 1e3, "write outcome");
-                return Ok(outcome);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(WriteOutcome::Pending { command_id });
-            }
-            let fallback = tokio::time::sleep((deadline - now).min(Duration::from_millis(100)));
-            tokio::pin!(fallback);
-            loop {
-                tokio::select! {
-                    heard = announced.recv() => match heard {
-                        Ok(id) if id != command_id => continue,
-                        // Ours, or some were missed (lagged): look.
-                        _ => break,
-                    },
-                    () = &mut fallback => break,
-                }
-            }
+        let mut outcomes = self.submit_all(vec![write], context).await?;
+        Ok(outcomes.pop().expect("one outcome per write"))
+    }
+
+    async fn submit_together(
+        &self,
+        writes: Vec<TableWrite>,
+        context: &CommandContext,
+    ) -> std::result::Result<Vec<WriteOutcome>, CommandError<WriteRejection>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
         }
+        self.submit_all(writes, context).await
     }
 
     async fn columns(
@@ -464,16 +531,38 @@ impl AuditedWriter {
         }
         while !batch.is_empty() {
             let started = std::time::Instant::now();
-            let writes: Vec<TableWrite> = batch.iter().map(|p| p.write.clone()).collect();
+            let writes: Vec<(TableWrite, Option<Uuid>)> = batch
+                .iter()
+                .map(|p| (p.write.clone(), p.group_id))
+                .collect();
             let results = self
                 .with_acdb(move |acdb| {
                     let mut results = Vec::with_capacity(writes.len());
-                    for write in &writes {
-                        match apply(acdb, write.spec(), write) {
-                            Ok(outcome) => results.push(outcome),
+                    let mut next = 0;
+                    while next < writes.len() {
+                        let group = writes[next].1;
+                        let end = match group {
+                            Some(_) => {
+                                next + writes[next..]
+                                    .iter()
+                                    .take_while(|(_, g)| *g == group)
+                                    .count()
+                            }
+                            None => next + 1,
+                        };
+                        let together: Vec<&TableWrite> =
+                            writes[next..end].iter().map(|(w, _)| w).collect();
+                        let applied = if together.len() == 1 {
+                            apply(acdb, together[0].spec(), together[0]).map(|one| vec![one])
+                        } else {
+                            apply_together(acdb, &together)
+                        };
+                        match applied {
+                            Ok(outcomes) => results.extend(outcomes),
                             // The ACDB stopped answering: the writes not yet tried wait for it.
                             Err(error) => return Ok((results, Some(error))),
                         }
+                        next = end;
                     }
                     Ok((results, None))
                 })
@@ -525,7 +614,15 @@ impl AuditedWriter {
                 Err(reason) => record_failed_in(&mut tx, pending, &reason).await?,
             }
         }
-        let untried: Vec<Uuid> = batch.iter().skip(done + 1).map(|p| p.command_id).collect();
+        // The writes of the group in hand when the ACDB stopped answering shared its transaction:
+        // they stay `applying` with it, for recovery to settle together.
+        let in_hand = batch.get(done).and_then(|p| p.group_id);
+        let untried: Vec<Uuid> = batch
+            .iter()
+            .skip(done + 1)
+            .filter(|p| in_hand.is_none() || p.group_id != in_hand)
+            .map(|p| p.command_id)
+            .collect();
         if !untried.is_empty() {
             sqlx::query("update acdb_writes set status = 'requested' where command_id = any($1)")
                 .bind(&untried)
@@ -709,13 +806,37 @@ async fn record_failed_in(tx: &mut PgConnection, pending: &Pending, reason: &str
 /// Takes the oldest requests (up to [`BATCH`]) and marks them `applying`, in `tx`: once that
 /// commits, a stop leaves them for recovery to settle by reading the ACDB.
 async fn take_batch(tx: &mut PgConnection) -> Result<Vec<Pending>> {
-    let rows = sqlx::query(&format!(
+    // A group's writes are recorded in one transaction (one `requested_at`), so they sort
+    // together, in their order.
+    let mut rows = sqlx::query(&format!(
         "select {PENDING_COLUMNS} from acdb_writes where status = 'requested'
-         order by requested_at, command_id limit $1 for update skip locked"
+         order by requested_at, coalesce(group_id, command_id), group_order, command_id
+         limit $1 for update skip locked"
     ))
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
+    // The limit may cut the last group: it is taken whole.
+    let cut: Option<Uuid> = match rows.last() {
+        Some(last) => last.try_get("group_id")?,
+        None => None,
+    };
+    if let Some(group_id) = cut {
+        let taken: Vec<Uuid> = rows
+            .iter()
+            .map(|row| row.try_get("command_id"))
+            .collect::<std::result::Result<_, _>>()?;
+        let rest = sqlx::query(&format!(
+            "select {PENDING_COLUMNS} from acdb_writes
+             where status = 'requested' and group_id = $1 and command_id <> all($2)
+             order by group_order, command_id for update"
+        ))
+        .bind(group_id)
+        .bind(&taken)
+        .fetch_all(&mut *tx)
+        .await?;
+        rows.extend(rest);
+    }
     let mut batch = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut pending = pending_from_row(row)?;
@@ -794,6 +915,47 @@ fn apply(
             Err(other)
         }
     }
+}
+
+/// Applies `writes` in order in one ACDB transaction: all of them, or (the ACDB refusing one)
+/// none, each then failed with the reason. `Err` as for [`apply`].
+fn apply_together(
+    acdb: &mut dyn AcdbWriter,
+    writes: &[&TableWrite],
+) -> Result<Vec<std::result::Result<Applied, String>>> {
+    acdb.begin()?;
+    let mut applied = Vec::with_capacity(writes.len());
+    for (refused_at, write) in writes.iter().enumerate() {
+        let reason = match apply_in_transaction(acdb, write.spec(), write) {
+            Ok(Ok(done)) => {
+                applied.push(done);
+                continue;
+            }
+            Ok(Err(reason))
+            | Err(Error::AcdbQuery {
+                message: reason, ..
+            }) => reason,
+            Err(other) => {
+                let _ = acdb.rollback();
+                return Err(other);
+            }
+        };
+        acdb.rollback()?;
+        let refused = writes[refused_at];
+        return Ok(writes
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                Err(if i == refused_at {
+                    reason.clone()
+                } else {
+                    format!("not applied: {refused}, made together with it, was refused ({reason}); nothing was changed")
+                })
+            })
+            .collect());
+    }
+    acdb.commit()?;
+    Ok(applied.into_iter().map(Ok).collect())
 }
 
 fn apply_in_transaction(

@@ -135,6 +135,15 @@ pub trait AcdbWrites: Send + Sync {
         context: &CommandContext,
     ) -> Result<WriteOutcome, CommandError<WriteRejection>>;
 
+    /// Records `writes` as one command of `context` and has them applied together, in order,
+    /// in one ACDB transaction: all of them or none (each row still its own audited mutation).
+    /// Their outcomes, in order; when one is refused, every one of them has failed.
+    async fn submit_together(
+        &self,
+        writes: Vec<crate::write::TableWrite>,
+        context: &CommandContext,
+    ) -> Result<Vec<WriteOutcome>, CommandError<WriteRejection>>;
+
     /// The columns of `table` as the change capture last saw them (the catalogue's, plus any
     /// added in Access).
     async fn columns(&self, table: &str) -> Result<Vec<String>, CommandError<WriteRejection>>;

@@ -366,3 +366,158 @@ async fn a_write_the_acdb_refuses_is_recorded_as_failed_with_the_acdb_reason() {
     );
     assert_eq!(value, 1, "the row the ACDB had is untouched");
 }
+
+/// A meter and its account, as the portal's assign-meter command writes them.
+fn meter_and_account(meter: &str, account: &str) -> Vec<TableWrite> {
+    vec![
+        write(
+            "tblmeter",
+            WriteAction::Create,
+            None,
+            &[
+                ("meterid", meter),
+                ("accountnumber", account),
+                ("customer id", "1"),
+            ],
+        ),
+        write(
+            "tblaccountnumbers",
+            WriteAction::Create,
+            None,
+            &[
+                ("accountnumber", account),
+                ("customerid", "1"),
+                ("meterid", meter),
+            ],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn writes_submitted_together_are_applied_in_one_transaction_each_its_own_mutation() {
+    let setup = imported().await;
+    let start = head(&setup.db.pool).await;
+    let queue = queue(&setup);
+    let outcomes = queue
+        .submit_together(meter_and_account("SMRSD-TG-1", "9801MAK"), &clerk())
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 2);
+
+    writer(&setup).apply_next().await.unwrap();
+
+    for outcome in &outcomes {
+        let WriteOutcome::Pending { command_id } = outcome else {
+            panic!("no writer ran yet: {outcome:?}");
+        };
+        assert_eq!(status_of(&setup, *command_id).await.0, "applied");
+    }
+    let changes: Vec<Logged> = events_after(&setup.db.pool, start)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type.ends_with("Created"))
+        .collect();
+    assert_eq!(changes.len(), 2, "one change event per row");
+    assert_eq!(
+        count_rows(
+            &setup,
+            "SELECT COUNT(*) FROM [tblmeter] WHERE [meterid] = 'SMRSD-TG-1'"
+        ),
+        1
+    );
+    assert_eq!(
+        count_rows(
+            &setup,
+            "SELECT COUNT(*) FROM [tblaccountnumbers] WHERE [accountnumber] = '9801MAK'"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn when_the_acdb_refuses_the_second_of_writes_made_together_the_first_is_not_kept_either() {
+    let setup = imported().await;
+    // A row the capture has not seen yet takes the account's key first.
+    setup.acdb.execute(
+        "INSERT INTO [tblaccountnumbers] ([accountnumber], [customerid]) VALUES ('9802MAK', 1)",
+        &[],
+    );
+    let outcomes = queue(&setup)
+        .submit_together(meter_and_account("SMRSD-TG-2", "9802MAK"), &clerk())
+        .await
+        .unwrap();
+
+    writer(&setup).apply_next().await.unwrap();
+
+    let ids: Vec<Uuid> = outcomes
+        .iter()
+        .map(|o| match o {
+            WriteOutcome::Pending { command_id } => *command_id,
+            other => panic!("no writer ran yet: {other:?}"),
+        })
+        .collect();
+    let (meter_status, meter_reason) = status_of(&setup, ids[0]).await;
+    let (account_status, account_reason) = status_of(&setup, ids[1]).await;
+    assert_eq!(meter_status, "failed");
+    assert!(meter_reason.unwrap().contains("nothing was changed"));
+    assert_eq!(account_status, "failed");
+    assert!(account_reason.unwrap().contains("already exists"));
+    assert_eq!(
+        count_rows(
+            &setup,
+            "SELECT COUNT(*) FROM [tblmeter] WHERE [meterid] = 'SMRSD-TG-2'"
+        ),
+        0,
+        "the meter was rolled back with the account"
+    );
+}
+
+#[tokio::test]
+async fn a_group_cut_by_the_batch_limit_is_still_applied_in_one_transaction() {
+    let setup = imported().await;
+    let customer = some_customer(&setup).await;
+    let queue = queue(&setup);
+    // 31 writes ahead of it: the batch of 32 would end after the group's first write.
+    for n in 0..31 {
+        let name = format!("Ahead{n}");
+        // One queue for all: each holds a listening connection.
+        queue
+            .submit(
+                write(
+                    "tblcustomer",
+                    WriteAction::Update,
+                    Some(&customer.to_string()),
+                    &[("FIRST NAME", name.as_str())],
+                ),
+                &clerk(),
+            )
+            .await
+            .unwrap();
+    }
+    setup.acdb.execute(
+        "INSERT INTO [tblaccountnumbers] ([accountnumber], [customerid]) VALUES ('9803MAK', 1)",
+        &[],
+    );
+    queue
+        .submit_together(meter_and_account("SMRSD-TG-3", "9803MAK"), &clerk())
+        .await
+        .unwrap();
+
+    writer(&setup).apply_next().await.unwrap();
+
+    assert_eq!(
+        count_rows(
+            &setup,
+            "SELECT COUNT(*) FROM [tblmeter] WHERE [meterid] = 'SMRSD-TG-3'"
+        ),
+        0,
+        "the meter was applied with its refused account, not alone"
+    );
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from acdb_writes where status not in ('applied', 'failed')",
+    )
+    .fetch_one(&setup.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 0);
+}
