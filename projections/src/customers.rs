@@ -755,6 +755,54 @@ pub async fn search(pool: &PgPool, query: &str, limit: i64) -> Result<Vec<Custom
     Ok(rows.into_iter().map(Customer::from).collect())
 }
 
+/// A page of customers, by customer id: those of `site` (when given) matching `query` (when
+/// given, as [`search`] matches), at most `limit` (1 to 100) from `offset`; and how many match in
+/// all, so a list can page through every one of them rather than the first hundred.
+pub async fn page(
+    pool: &PgPool,
+    query: Option<&str>,
+    site: Option<&SiteCode>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Customer>, i64)> {
+    let query = query.map(str::trim).filter(|q| !q.is_empty());
+    let pattern = query.map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+    let phone_digits = query
+        .and_then(phone_like_digits)
+        .map(|digits| format!("%{digits}%"));
+    let site = site.map(|s| s.as_str().to_string());
+    let condition = "($2::text is null or c.site_code = $2) and ($1::text is null or c.customer_id in (
+            select c2.customer_id from read_model.customers c2 where c2.search_text like $1
+            union
+            select p.customer_id from read_model.customer_phones p where $3::text is not null and p.e164 like $3
+            union
+            select a.customer_id from read_model.accounts a
+            where lower(a.account_key) like $1 and a.customer_id is not null
+            union
+            select m.customer_id from read_model.meters m
+            where lower(m.account_key) like $1 and m.customer_id is not null))";
+    let total: i64 = sqlx::query_scalar(&format!(
+        "select count(*) from read_model.customers c where {condition}"
+    ))
+    .bind(&pattern)
+    .bind(&site)
+    .bind(&phone_digits)
+    .fetch_one(pool)
+    .await?;
+    let rows: Vec<CustomerSqlRow> = sqlx::query_as(&select_customers(
+        condition,
+        "order by c.customer_id limit $4 offset $5",
+    ))
+    .bind(&pattern)
+    .bind(&site)
+    .bind(&phone_digits)
+    .bind(limit.clamp(1, 100))
+    .bind(offset.max(0))
+    .fetch_all(pool)
+    .await?;
+    Ok((rows.into_iter().map(Customer::from).collect(), total))
+}
+
 /// How many customers the read model holds.
 pub async fn customer_count(pool: &PgPool) -> Result<i64> {
     let count: i64 = sqlx::query_scalar("select count(*) from read_model.customers")

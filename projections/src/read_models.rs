@@ -8,6 +8,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use domain::phone::PhoneNumber;
+use domain::site::SiteCode;
 use sqlx::PgPool;
 
 use crate::conversations::{self, ConversationSummary, Message, Party};
@@ -183,6 +184,17 @@ impl ReadModels {
     /// See [`customers::search`].
     pub async fn search_customers(&self, query: &str, limit: i64) -> Result<Vec<Customer>> {
         customers::search(&self.pool, query, limit).await
+    }
+
+    /// See [`customers::page`].
+    pub async fn customer_page(
+        &self,
+        query: Option<&str>,
+        site: Option<&SiteCode>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Customer>, i64)> {
+        customers::page(&self.pool, query, site, limit, offset).await
     }
 
     /// See [`customers::customer_count`].
