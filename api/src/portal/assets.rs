@@ -35,7 +35,7 @@ footer.site{padding:1rem;font-size:.85rem;color:#444;border-top:1px solid #ddd}
 .card dt{font-size:.85rem;color:#333}
 .card dd{margin:0;font-size:1.5rem;font-weight:700}
 .card dd small{display:block;font-size:.8rem;font-weight:400;color:#333}
-.table-wrap{overflow-x:auto}
+.table-wrap{overflow-x:auto;position:relative}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 caption{text-align:left;font-weight:600;padding:.25rem 0}
 th,td{padding:.4rem .5rem;border-bottom:1px solid #ddd;text-align:left}
@@ -61,6 +61,43 @@ button.primary{font:inherit;font-weight:600;padding:.6rem 1.2rem;background:#0b4
 .activity li{margin-bottom:.5rem;overflow-wrap:anywhere}
 .paging a{display:inline-block;padding:.4rem .8rem}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+header.site a.name{color:#fff}
+input[type=email],input[type=search]{width:100%;font:inherit;padding:.55rem;border:1px solid #555;border-radius:.3rem}
+select[aria-invalid=true]{border:2px solid #a00000}
+.notice{border-left:4px solid #1d6b2f;background:#eef8f0;padding:.5rem .75rem}
+button.secondary{font:inherit;padding:.35rem .8rem;background:#fff;color:#0b4f8a;border:1px solid #0b4f8a;border-radius:.3rem;cursor:pointer}
+.stack{max-width:32rem}
+.badge{display:inline-block;border:1px solid #0b3a63;border-radius:.3rem;padding:0 .4rem;font-size:.85rem}
+tr.changed th,tr.changed td{background:#fff4d6;font-weight:600}
+tr.changed th{border-left:4px solid #b36b00}
+details>summary{cursor:pointer;padding:.4rem 0;font-weight:600}
+summary:focus-visible{outline:3px solid #f2a900;outline-offset:2px}
+.field.check{display:flex;gap:.5rem;align-items:flex-start}
+.field.check input{width:1.25rem;height:1.25rem;margin-top:.2rem;flex:none}
+.field.check label{font-weight:400}
+input[type=date],input[type=datetime-local]{width:100%;max-width:20rem;font:inherit;padding:.55rem;border:1px solid #555;border-radius:.3rem}
+.rate-form{max-width:32rem}
+.actions{display:flex;flex-wrap:wrap;gap:.25rem .75rem;margin:0 0 1rem}
+input[type=tel],input[type=number]{width:100%;font:inherit;padding:.55rem;border:1px solid #555;border-radius:.3rem}
+fieldset{border:1px solid #c5d3e3;border-radius:.3rem;margin:0 0 1rem;padding:.75rem}
+legend{font-weight:700;padding:0 .25rem}
+ol.steps{display:flex;flex-wrap:wrap;gap:.25rem 1.5rem;padding-left:1.25rem}
+ol.steps li[aria-current=step]{font-weight:700;text-decoration:underline}
+th[aria-sort] a{font-weight:700}
+.chart-wrap{overflow-x:auto}
+svg.chart{display:block;width:100%;min-width:30rem;height:auto;max-width:48rem;margin:.5rem 0}
+section.figure{margin:0 0 2rem;border-top:1px solid #ddd}
+.downloads a{display:inline-block;padding:.3rem 0}
+@media print{
+@page{size:A4;margin:15mm}
+header.site,nav.site,footer.site,form,.skip,.downloads{display:none}
+main{max-width:none;padding:0}
+section.figure{break-inside:avoid;page-break-inside:avoid;break-before:page;border:0}
+details.numbers::details-content{content-visibility:visible;display:block}
+svg.chart{max-width:100%;min-width:0}
+.chart-wrap{overflow:visible}
+a{color:inherit;text-decoration:none}
+}
 "#;
 
 pub(crate) async fn css() -> impl IntoResponse {
@@ -70,5 +107,22 @@ pub(crate) async fn css() -> impl IntoResponse {
             (CACHE_CONTROL, "public, max-age=3600"),
         ],
         CSS,
+    )
+}
+
+/// Where the icon is served (browsers ask for one on every page; without it each page logs a
+/// failed load).
+pub(crate) const ICON_PATH: &str = "/portal/assets/icon.svg";
+
+/// A lightning bolt on the header's blue.
+const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b3a63"/><path d="M18 3 7 18h7l-2 11 11-15h-7z" fill="#f2a900"/></svg>"##;
+
+pub(crate) async fn icon() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "image/svg+xml"),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        ICON,
     )
 }

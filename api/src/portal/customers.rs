@@ -2,9 +2,8 @@
 //! site), and `/portal/customers/{id}`: one customer with their account numbers and tickets —
 //! read only, from the same read models as `/customers/search` and `/api/customers/by-id`.
 //!
-//! The read model has no paged customer listing, so the list searches the first
-//! [`SEARCH_CAP`] matches (by customer id) and pages those; the page says so when the cap is
-//! reached.
+//! The list is a paged read-model query (by site, by text, or both), so every match can be
+//! reached; the write forms live in [`super::customer_forms`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -26,8 +25,6 @@ use super::tickets::status_label;
 
 /// Customers on a page of the list.
 const PAGE_SIZE: i64 = 25;
-/// The most matches one search reads (the read model's own limit).
-const SEARCH_CAP: i64 = 100;
 /// The most tickets a customer's page lists.
 const TICKETS_ON_A_CUSTOMER: i64 = 50;
 
@@ -68,10 +65,10 @@ struct ListQuery {
     page: i64,
 }
 
-/// What to search for: the text, and the site the matches must be of.
+/// What to search for: the text (if any), and the site the matches must be of (if any).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Search {
-    text: String,
+    text: Option<String>,
     site: Option<SiteCode>,
 }
 
@@ -94,8 +91,8 @@ impl ListQuery {
         let page = Self::given(pairs, "page");
         let page = (!page.is_empty()).then_some(page);
         let search = (|| {
-            query.page =
-                int_param("page", page, 1, 1, SEARCH_CAP / PAGE_SIZE).map_err(|e| e.to_string())?;
+            query.page = int_param("page", page, 1, 1, i64::MAX / (PAGE_SIZE * 2))
+                .map_err(|e| e.to_string())?;
             let site = if query.site.is_empty() {
                 None
             } else {
@@ -106,13 +103,12 @@ impl ListQuery {
             }
             Ok(match (query.q.is_empty(), site) {
                 (true, None) => None,
-                // Only a site: its customers are found by their concession's name.
                 (true, Some(site)) => Some(Search {
-                    text: site.as_str().to_string(),
+                    text: None,
                     site: Some(site),
                 }),
                 (false, site) => Some(Search {
-                    text: query.q.clone(),
+                    text: Some(query.q.clone()),
                     site,
                 }),
             })
@@ -194,43 +190,42 @@ pub(crate) async fn list(
     let (query, search) = ListQuery::parse(&pairs);
     let (status, error, found) = match search {
         Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, Some(error), None),
-        Ok(None) => (StatusCode::OK, None, None),
-        Ok(Some(search)) => {
+        // No search: every customer, a page at a time (the legacy Customers page lists them all).
+        Ok(search) => {
+            let (text, site) = search.map_or((None, None), |s| (s.text, s.site));
             match state
                 .read_models
-                .search_customers(&search.text, SEARCH_CAP)
+                .customer_page(
+                    text.as_deref(),
+                    site.as_ref(),
+                    PAGE_SIZE,
+                    (query.page - 1) * PAGE_SIZE,
+                )
                 .await
             {
-                Ok(matches) => {
-                    let capped = matches.len() as i64 >= SEARCH_CAP;
-                    let matches: Vec<Customer> = matches
-                        .into_iter()
-                        .filter(|c| search.site.is_none() || c.site == search.site)
-                        .collect();
-                    (StatusCode::OK, None, Some((matches, capped)))
-                }
+                Ok(found) => (StatusCode::OK, None, Some(found)),
                 Err(error) => return pages::failure(error.into()),
             }
         }
     };
+    let may_write = may_write_customers(&session);
     let main = html! {
         h1 { "Customers" }
+        p class="actions" {
+            a href="/portal/customer-data" { "Customer data by account" }
+            @if may_write {
+                a href="/portal/customers/new" id="add-customer" { "Add a customer" }
+            }
+        }
         (search_form(&query, error.as_deref()))
-        @if let Some((matches, capped)) = &found {
-            @let total = matches.len() as i64;
+        @if let Some((matches, total)) = &found {
+            @let total = *total;
             @let pages_total = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-            @let start = ((query.page - 1) * PAGE_SIZE).min(total) as usize;
-            @let end = (start + PAGE_SIZE as usize).min(matches.len());
             p id="customer-total" {
                 (count(total)) " customers found, by id · page " (query.page) " of " (pages_total)
             }
-            @if *capped {
-                p class="muted" id="customer-cap" {
-                    "Showing the first " (SEARCH_CAP) " matches only: narrow the search to find the others."
-                }
-            }
-            @if start < end {
-                (results_table(&matches[start..end]))
+            @if !matches.is_empty() {
+                (results_table(matches))
             } @else if total > 0 {
                 p { "There are no more customers: go back a page." }
             }
@@ -243,8 +238,6 @@ pub(crate) async fn list(
                     a href=(query.href(query.page + 1)) rel="next" { "Next" }
                 }
             }
-        } @else if error.is_none() {
-            p { "Search by a name, customer id, plot number, phone or account number, or give a site code to list that site's customers." }
         }
     };
     respond(
@@ -256,10 +249,33 @@ pub(crate) async fn list(
 // ---------------------------------------------------------------------------------------------
 // One customer.
 
-fn customer_main(c: &Customer, tickets: &[projections::tickets::TicketRow], total: i64) -> Markup {
+/// Whether the session's role may edit, add and delete customers and assign meters
+/// (`write_customers`, legacy-system.md §4.4).
+pub(super) fn may_write_customers(session: &Session) -> bool {
+    session
+        .user
+        .employee()
+        .is_ok_and(|role| role.permissions().write_customers)
+}
+
+fn customer_main(
+    c: &Customer,
+    tickets: &[projections::tickets::TicketRow],
+    total: i64,
+    may_write: bool,
+) -> Markup {
+    let id = c.customer_id;
     html! {
         p { a href="/portal/customers" { "← Search customers" } }
         h1 { "Customer " (c.customer_id) }
+        nav aria-label="Customer actions" class="actions" {
+            a href={ "/portal/customers/" (id) "/data" } { "Customer data" }
+            @if may_write {
+                " · " a href={ "/portal/customers/" (id) "/edit" } { "Edit" }
+                " · " a href={ "/portal/customers/" (id) "/assign-meter" } { "Assign a meter" }
+                " · " a href={ "/portal/customers/" (id) "/delete" } { "Delete" }
+            }
+        }
         dl class="facts" id="customer" {
             div { dt { "Name" } dd { (c.full_name) } }
             div { dt { "Plot number" } dd { (or_dash(c.plot_number.as_deref())) } }
@@ -358,7 +374,7 @@ pub(crate) async fn detail(
             &format!("Customer {id}"),
             Some(&session),
             Some(Nav::Customers),
-            customer_main(&customer, &tickets, total),
+            customer_main(&customer, &tickets, total, may_write_customers(&session)),
         ),
     )
 }
@@ -377,7 +393,7 @@ mod tests {
     fn bad_searches_are_named_and_good_ones_kept_in_the_paging_links() {
         let (_, bad) = ListQuery::parse(&pairs(&[("page", "x")]));
         assert!(bad.unwrap_err().contains("page"));
-        let (_, bad) = ListQuery::parse(&pairs(&[("page", "99")]));
+        let (_, bad) = ListQuery::parse(&pairs(&[("page", "0")]));
         assert!(bad.is_err());
         let (_, bad) = ListQuery::parse(&pairs(&[("q", "a")]));
         assert!(bad.unwrap_err().starts_with("q:"));
@@ -385,13 +401,15 @@ mod tests {
         assert_eq!(nothing, Ok(None));
         let (query, good) = ListQuery::parse(&pairs(&[("q", "Mo ena"), ("site", "mak")]));
         let good = good.unwrap().unwrap();
-        assert_eq!(good.text, "Mo ena");
+        assert_eq!(good.text.as_deref(), Some("Mo ena"));
         assert_eq!(good.site.unwrap().as_str(), "MAK");
         assert_eq!(
             query.href(2),
             "/portal/customers?page=2&q=Mo%20ena&site=MAK"
         );
         let (_, by_site) = ListQuery::parse(&pairs(&[("site", "MAS")]));
-        assert_eq!(by_site.unwrap().unwrap().text, "MAS");
+        let by_site = by_site.unwrap().unwrap();
+        assert_eq!(by_site.text, None);
+        assert_eq!(by_site.site.unwrap().as_str(), "MAS");
     }
 }

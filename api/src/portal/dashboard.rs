@@ -182,8 +182,8 @@ fn board(figures: &Figures) -> Markup {
 pub(crate) fn staff_only(session: &Session) -> Response {
     let main = html! {
         h1 { "This page is for staff" }
-        p { "You are signed in as a customer. The customer pages of the portal are not open yet." }
-        p { "Your balance and payments will be shown here in a later version. Until then, ask the office, or sign out and sign in with a staff account." }
+        p { "You are signed in as a customer: this page is for the utility's staff." }
+        p { a href="/portal/my" { "Your balance, payments and usage" } " are on your own dashboard." }
         form method="post" action="/portal/logout" {
             input type="hidden" name="csrf" value=(session.csrf);
             button type="submit" class="primary" { "Sign out" }

@@ -148,6 +148,9 @@ fn login_page(view: &LoginView<'_>) -> Markup {
                 }
                 button type="submit" class="primary" { "Sign in" }
             }
+            @if view.kind == Kind::Customer {
+                p id="register-link" { "New here? " a href="/portal/register" { "Register with the code from the office" } }
+            }
         }
     };
     document("Sign in", None, None, main)
@@ -161,7 +164,7 @@ pub(crate) struct LoginQuery {
 }
 
 /// The login form value of this browser, if it has a well-formed one.
-fn login_value(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn login_value(headers: &HeaderMap) -> Option<String> {
     cookie(headers, LOGIN_COOKIE)
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }

@@ -16,16 +16,45 @@ use super::session::Session;
 /// The pages of the nav: (id, address, label). Only pages that exist are listed.
 const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Dashboard, "/portal/", "Dashboard"),
+    (Nav::Report, "/portal/report", "O&M report"),
+    (Nav::Financial, "/portal/financial", "Financial"),
     (Nav::Tickets, "/portal/tickets", "Tickets"),
     (Nav::Customers, "/portal/customers", "Customers"),
+    (Nav::Tables, "/portal/tables", "Tables"),
+    (Nav::Tariffs, "/portal/tariffs", "Tariffs"),
+    (Nav::Mutations, "/portal/mutations", "Mutations"),
+    (Nav::Admin, "/portal/admin", "Admin"),
 ];
 
 /// Which nav entry a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Dashboard,
+    Report,
+    Financial,
     Tickets,
     Customers,
+    Tariffs,
+    Mutations,
+    Tables,
+    /// Superadmins only.
+    Admin,
+    /// The customer nav's.
+    MyDashboard,
+    MyAccount,
+}
+
+/// The customer nav: (id, address, label).
+const CUSTOMER_NAV: &[(Nav, &str, &str)] = &[
+    (Nav::MyDashboard, "/portal/my", "Dashboard"),
+    (Nav::MyAccount, "/portal/my/profile", "My account"),
+];
+
+impl Nav {
+    /// Whether staff of `role` get this entry in their nav.
+    fn shown_to(self, role: Option<Role>) -> bool {
+        self != Nav::Admin || role == Some(Role::Superadmin)
+    }
 }
 
 /// A role as staff read it.
@@ -55,6 +84,7 @@ pub(crate) fn document(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · ccare Customer Care" }
                 link rel="stylesheet" href=(super::assets::CSS_PATH);
+                link rel="icon" href=(super::assets::ICON_PATH) type="image/svg+xml";
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
@@ -62,7 +92,7 @@ pub(crate) fn document(
                     a class="brand" href="/portal/" { "ccare " span { "Customer Care" } }
                     @if let Some(session) = session {
                         div class="who" {
-                            span class="name" { (session.user.name) }
+                            a class="name" href=(if staff { "/portal/account" } else { "/portal/my/profile" }) { (session.user.name) }
                             " "
                             span class="role" { (role_label(session.user.role)) }
                             form method="post" action="/portal/logout" class="inline" {
@@ -75,7 +105,22 @@ pub(crate) fn document(
                 @if staff {
                     nav class="site" aria-label="Portal" {
                         ul {
-                            @for (id, href, label) in NAV {
+                            @for (id, href, label) in NAV.iter().filter(|(id, ..)| id.shown_to(session.and_then(|s| s.user.role))) {
+                                li {
+                                    @if current == Some(*id) {
+                                        a href=(href) aria-current="page" { (label) }
+                                    } @else {
+                                        a href=(href) { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if session.is_some_and(|s| s.user.customer().is_ok()) {
+                    nav class="site" aria-label="Customer" {
+                        ul {
+                            @for (id, href, label) in CUSTOMER_NAV {
                                 li {
                                     @if current == Some(*id) {
                                         a href=(href) aria-current="page" { (label) }

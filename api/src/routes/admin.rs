@@ -84,8 +84,8 @@ async fn list_roles(State(state): State<AppState>, user: CurrentUser) -> ApiResu
 #[derive(Debug, Deserialize)]
 pub(crate) struct RoleBody {
     #[serde(default)]
-    employee_id: Option<String>,
-    cc_role: String,
+    pub(crate) employee_id: Option<String>,
+    pub(crate) cc_role: String,
 }
 
 /// Runs `command` on the employee account `key`, then answers with the employee as the read
@@ -118,7 +118,7 @@ async fn set_role(
     change_employee(state, user, key, UserCommand::ChangeRole { role }).await
 }
 
-async fn assign_role(
+pub(crate) async fn assign_role(
     State(state): State<AppState>,
     user: CurrentUser,
     JsonBody(body): JsonBody<RoleBody>,
@@ -178,8 +178,8 @@ async fn list_emails(State(state): State<AppState>, user: CurrentUser) -> ApiRes
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct EmailBody {
-    employee_id: String,
-    email: String,
+    pub(crate) employee_id: String,
+    pub(crate) email: String,
 }
 
 async fn change_email(state: &AppState, user: &CurrentUser, body: &EmailBody) -> ApiResult<Value> {
@@ -207,7 +207,7 @@ async fn change_email(state: &AppState, user: &CurrentUser, body: &EmailBody) ->
     }))
 }
 
-async fn set_email(
+pub(crate) async fn set_email(
     State(state): State<AppState>,
     user: CurrentUser,
     JsonBody(body): JsonBody<EmailBody>,
@@ -247,22 +247,25 @@ async fn set_emails_bulk(
     ))
 }
 
-async fn list_users(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_users(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Value>> {
     superadmin(&user)?;
     list_roles(State(state), user).await
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewEmployee {
-    employee_id: String,
-    name: String,
+    pub(crate) employee_id: String,
+    pub(crate) name: String,
     #[serde(default)]
-    email: Option<String>,
-    cc_role: String,
-    password: String,
+    pub(crate) email: Option<String>,
+    pub(crate) cc_role: String,
+    pub(crate) password: String,
 }
 
-async fn add_employee(
+pub(crate) async fn add_employee(
     State(state): State<AppState>,
     user: CurrentUser,
     JsonBody(body): JsonBody<NewEmployee>,
@@ -309,7 +312,7 @@ async fn user_command(
     change_employee(state, user, &key, command).await
 }
 
-async fn disable(
+pub(crate) async fn disable(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(employee_id): Path<String>,
@@ -322,7 +325,7 @@ async fn disable(
     user_command(&state, &user, &employee_id, UserCommand::Disable).await
 }
 
-async fn enable(
+pub(crate) async fn enable(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(employee_id): Path<String>,

@@ -40,7 +40,10 @@ pub(crate) struct AsOfQuery {
 }
 
 /// The aggregate of a record of `table` (any captured table, read-only ones included).
-fn record_of(table: &str, id: &str) -> ApiResult<(&'static domain::catalog::TableSpec, String)> {
+pub(crate) fn record_of(
+    table: &str,
+    id: &str,
+) -> ApiResult<(&'static domain::catalog::TableSpec, String)> {
     let spec = table_spec(table)
         .ok_or_else(|| ApiError::NotFound(format!("Table {table:?} not found")))?;
     let key = if spec.key.len() == 1 {

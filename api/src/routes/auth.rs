@@ -36,7 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Client address of a request, for the login limits.
-pub(crate) struct ClientAddress(Option<std::net::IpAddr>);
+pub(crate) struct ClientAddress(pub(crate) Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
@@ -136,17 +136,17 @@ fn signed_in(outcome: LoginOutcome, unknown: &str) -> ApiResult<SignedIn> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CustomerRegister {
     /// The account number (the legacy field name).
-    customer_id: String,
-    password: String,
+    pub(crate) customer_id: String,
+    pub(crate) password: String,
     /// The one-time code the office issued for this account.
-    registration_code: Option<String>,
+    pub(crate) registration_code: Option<String>,
 }
 
 fn parse_account(field: &'static str, raw: &str) -> ApiResult<AccountNumber> {
     AccountNumber::parse(raw).map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
-async fn customer_register(
+pub(crate) async fn customer_register(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<CustomerRegister>,
@@ -246,8 +246,8 @@ async fn customer_login(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChangePassword {
-    old_password: String,
-    new_password: String,
+    pub(crate) old_password: String,
+    pub(crate) new_password: String,
 }
 
 async fn customer_change_password(
@@ -268,7 +268,7 @@ async fn change_password(
     set_own_password(&state, &user, body).await
 }
 
-async fn set_own_password(
+pub(crate) async fn set_own_password(
     state: &AppState,
     user: &CurrentUser,
     body: ChangePassword,

@@ -168,16 +168,16 @@ fn filter(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
-    page: Option<String>,
-    limit: Option<String>,
-    sort: Option<String>,
-    order: Option<String>,
-    search: Option<String>,
-    filter_col: Option<String>,
-    filter_val: Option<String>,
+    pub(crate) page: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) sort: Option<String>,
+    pub(crate) order: Option<String>,
+    pub(crate) search: Option<String>,
+    pub(crate) filter_col: Option<String>,
+    pub(crate) filter_val: Option<String>,
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(table): Path<String>,
@@ -245,7 +245,7 @@ fn row_key(spec: &TableSpec, raw: &str) -> ApiResult<String> {
     Ok(raw.to_string())
 }
 
-async fn record(
+pub(crate) async fn record(
     State(state): State<AppState>,
     user: CurrentUser,
     Path((table, id)): Path<(String, String)>,
@@ -268,7 +268,10 @@ async fn record(
     })))
 }
 
-async fn schema_tables(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+pub(crate) async fn schema_tables(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Value>> {
     user.employee()?;
     let tables = mirror::tables(state.read_models.pool()).await?;
     Ok(Json(Value::Array(
@@ -297,7 +300,7 @@ fn type_name(kind: Option<ColumnKind>) -> Value {
     }
 }
 
-async fn schema_columns(
+pub(crate) async fn schema_columns(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(table): Path<String>,
@@ -323,13 +326,13 @@ async fn schema_columns(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ExportQuery {
-    format: Option<String>,
-    search: Option<String>,
-    filter_col: Option<String>,
-    filter_val: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) search: Option<String>,
+    pub(crate) filter_col: Option<String>,
+    pub(crate) filter_val: Option<String>,
 }
 
-async fn export(
+pub(crate) async fn export(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(table): Path<String>,

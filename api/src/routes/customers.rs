@@ -137,7 +137,10 @@ async fn sites(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Js
     })))
 }
 
-async fn my_profile(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+pub(crate) async fn my_profile(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Value>> {
     let account = user.customer()?;
     let customer = state
         .read_models

@@ -85,7 +85,7 @@ pub(crate) fn instant_param(name: &str, raw: Option<&str>) -> ApiResult<Option<D
     ))
 }
 
-fn channel_param(raw: Option<&str>) -> ApiResult<Option<String>> {
+pub(crate) fn channel_param(raw: Option<&str>) -> ApiResult<Option<String>> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
@@ -155,7 +155,7 @@ fn parse_id(raw: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::invalid("mutation_id", format!("{raw:?} is not a mutation id")))
 }
 
-async fn find(state: &AppState, id: i64) -> ApiResult<Mutation> {
+pub(crate) async fn find(state: &AppState, id: i64) -> ApiResult<Mutation> {
     state
         .read_models
         .mutation(id)
@@ -184,13 +184,23 @@ async fn revert(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    revert_mutation(&state, &user, &id).await
+}
+
+/// Reverts mutation `id` for `user` — the JSON API's and the portal's revert — answering what
+/// `POST /api/mutations/{id}/revert` answers; its `revert_mutation_id` names the compensation.
+pub(crate) async fn revert_mutation(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let role = user.employee()?;
     if !role.can_revert() {
         return Err(ApiError::Forbidden(
             "Requires one of: [superadmin, onm_team]".into(),
         ));
     }
-    let m = find(&state, parse_id(&id)?).await?;
+    let m = find(state, parse_id(id)?).await?;
     if let Some(by) = m.reverted_by {
         return Err(ApiError::Conflict(format!(
             "Mutation {} was already reverted by mutation {by}; revert that one to redo it",
@@ -209,10 +219,10 @@ async fn revert(
     }
     let context = user.command_context().reverting(m.id);
     if m.table_name == USERS_TABLE {
-        return revert_user_change(&state, &m, &context).await;
+        return revert_user_change(state, &m, &context).await;
     }
     if m.table_name == TARIFFS_TABLE {
-        return revert_tariff_change(&state, &m, &context).await;
+        return revert_tariff_change(state, &m, &context).await;
     }
     let spec = spec_for_aggregate(&m.aggregate_type)
         .ok_or_else(|| ApiError::internal(format!("mutation {} names no captured table", m.id)))?;
@@ -225,7 +235,7 @@ async fn revert(
     let action = write.action;
     let outcome = state.writes.submit(write, &context).await?;
     let (status, body) =
-        super::tables::outcome_response(&state, spec.table, action, outcome.clone()).await?;
+        super::tables::outcome_response(state, spec.table, action, outcome.clone()).await?;
     let revert_id = match outcome {
         WriteOutcome::Applied { position, .. } => position,
         _ => None,

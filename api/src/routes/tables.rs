@@ -59,7 +59,7 @@ fn inputs(body: &WriteBody) -> ApiResult<BTreeMap<String, InputValue>> {
 }
 
 /// 403 unless the caller's role may write `table` (and delete, for deletes).
-fn check_rights(user: &CurrentUser, table: &str, action: WriteAction) -> ApiResult<()> {
+pub(crate) fn check_rights(user: &CurrentUser, table: &str, action: WriteAction) -> ApiResult<()> {
     let role = user.employee()?;
     if action == WriteAction::Delete {
         if !role.can_delete() {

@@ -56,7 +56,7 @@ impl From<TariffError> for ApiError {
     }
 }
 
-fn tariff_role(user: &CurrentUser) -> ApiResult<()> {
+pub(crate) fn tariff_role(user: &CurrentUser) -> ApiResult<()> {
     let role = user.employee()?;
     if role.can_manage_tariffs() {
         Ok(())
@@ -67,7 +67,7 @@ fn tariff_role(user: &CurrentUser) -> ApiResult<()> {
     }
 }
 
-fn now_local() -> NaiveDateTime {
+pub(crate) fn now_local() -> NaiveDateTime {
     maseru_local(Utc::now())
 }
 
@@ -77,11 +77,11 @@ fn format_local(at: NaiveDateTime) -> String {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RateBody {
-    rate_lsl: Box<RawValue>,
+    pub(crate) rate_lsl: Box<RawValue>,
     #[serde(default)]
-    effective_from: Option<String>,
+    pub(crate) effective_from: Option<String>,
     #[serde(default)]
-    notes: Option<String>,
+    pub(crate) notes: Option<String>,
 }
 
 /// The rate as an exact decimal (a JSON number's text, or a string), checked.
@@ -106,13 +106,13 @@ fn parse_from(raw: Option<&str>) -> ApiResult<Option<NaiveDateTime>> {
     }
 }
 
-fn concession_scope(code: &str) -> ApiResult<TariffScope> {
+pub(crate) fn concession_scope(code: &str) -> ApiResult<TariffScope> {
     let site =
         SiteCode::parse(code.trim()).map_err(|e| ApiError::invalid("code", e.to_string()))?;
     Ok(TariffScope::Concession(site.as_str().to_string()))
 }
 
-fn customer_scope(raw: &str) -> ApiResult<TariffScope> {
+pub(crate) fn customer_scope(raw: &str) -> ApiResult<TariffScope> {
     raw.trim()
         .parse::<i64>()
         .map(TariffScope::Customer)
@@ -132,7 +132,7 @@ async fn execute(
     state.visible_tariffs(committed).await
 }
 
-async fn set_override(
+pub(crate) async fn set_override(
     state: &AppState,
     user: &CurrentUser,
     scope: TariffScope,
@@ -165,7 +165,7 @@ async fn set_override(
     })))
 }
 
-async fn remove_override(
+pub(crate) async fn remove_override(
     state: &AppState,
     user: &CurrentUser,
     scope: TariffScope,
@@ -257,15 +257,25 @@ async fn set_global(
     user: CurrentUser,
     JsonBody(body): JsonBody<RateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    tariff_role(&user)?;
+    set_global_rate(&state, &user, body).await
+}
+
+/// Sets the global rate for `user` — the JSON API's and the portal's — answering what
+/// `PUT /api/tariff/global` answers.
+pub(crate) async fn set_global_rate(
+    state: &AppState,
+    user: &CurrentUser,
+    body: RateBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    tariff_role(user)?;
     let rate = parse_rate(&body.rate_lsl)?;
     let now = now_local();
     let effective_from = parse_from(body.effective_from.as_deref())?.unwrap_or(now);
     let previous = state.read_models.global_rate().await?.map(|(r, _)| r);
     if effective_from > now {
         execute(
-            &state,
-            &user,
+            state,
+            user,
             &TariffScope::Global,
             TariffCommand::Set {
                 effective_from,
@@ -345,8 +355,11 @@ fn entry_json(e: &projections::tariffs::Entry, now: NaiveDateTime) -> Value {
     })
 }
 
-/// The entries of `scope` that matter now: the one in force per key and those still to come.
-fn live_entries(entries: &[projections::tariffs::Entry], now: NaiveDateTime) -> Vec<Value> {
+/// The entries of a scope that matter now: the one in force per key and those still to come.
+pub(crate) fn live(
+    entries: &[projections::tariffs::Entry],
+    now: NaiveDateTime,
+) -> Vec<&projections::tariffs::Entry> {
     let mut shown = Vec::new();
     let mut keys: Vec<&str> = entries.iter().map(|e| e.scope_key.as_str()).collect();
     keys.dedup();
@@ -354,17 +367,24 @@ fn live_entries(entries: &[projections::tariffs::Entry], now: NaiveDateTime) -> 
         let of_key: Vec<_> = entries.iter().filter(|e| e.scope_key == key).collect();
         if let Some(in_force) = of_key.iter().rev().find(|e| e.effective_from <= now) {
             if in_force.rate_lsl.is_some() {
-                shown.push(entry_json(in_force, now));
+                shown.push(*in_force);
             }
         }
         shown.extend(
             of_key
                 .iter()
                 .filter(|e| e.effective_from > now && e.rate_lsl.is_some())
-                .map(|e| entry_json(e, now)),
+                .copied(),
         );
     }
     shown
+}
+
+fn live_entries(entries: &[projections::tariffs::Entry], now: NaiveDateTime) -> Vec<Value> {
+    live(entries, now)
+        .into_iter()
+        .map(|e| entry_json(e, now))
+        .collect()
 }
 
 async fn current(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {

@@ -495,11 +495,15 @@ async fn a_customer_gets_the_staff_only_page_with_their_name_escaped() {
         cookie_value(&set_cookie(&signed, "ccare_session").unwrap())
     );
 
-    let reply = page(&app, "/portal/", &session).await;
+    let home = page(&app, "/portal/", &session).await;
+    let reply = page(&app, "/portal/tickets", &session).await;
 
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&home), "/portal/my");
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     let body = html(&reply);
     assert!(body.contains("This page is for staff"), "{body}");
+    assert!(body.contains(r#"<a href="/portal/my">"#), "{body}");
     assert!(
         body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{body}"

@@ -115,10 +115,15 @@ async fn a_bad_page_number_site_or_query_shows_the_error_beside_the_form() {
         assert!(!body.contains("customer-list"), "{path}: {body}");
         assert!(!body.contains("<b>"), "{path}: {body}");
     }
-    // No search yet: the form and a hint, no table.
-    let empty = page(&app, "/portal/customers", &session).await;
-    assert_eq!(empty.status, StatusCode::OK);
-    assert!(!html(&empty).contains("customer-list"));
+    // No search: every customer, paged.
+    let all = page(&app, "/portal/customers", &session).await;
+    assert_eq!(all.status, StatusCode::OK);
+    let body = html(&all);
+    assert!(body.contains("customer-list"), "{body}");
+    assert!(
+        body.contains("2 customers found, by id · page 1 of 1"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
