@@ -261,6 +261,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         clients: u32,
     },
+    /// The portal: requests/s and p99 of the dashboard, the O&M report and the customer list
+    /// under concurrent clients, against the same server's static stylesheet route.
+    Portal {
+        #[arg(long, default_value_t = 1338)]
+        customers: u32,
+        #[arg(long, default_value_t = 4)]
+        years: u32,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 32)]
+        clients: u32,
+        /// Requests per client and page.
+        #[arg(long, default_value_t = 50)]
+        requests: u32,
+    },
     /// The read side: analytics latency under concurrent clients against the legacy ODBC
     /// computation, rebuild events/s against a raw log read, and ACDB change -> API latency.
     Read {

@@ -61,6 +61,20 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 };
                 bench::bridge(settings, bench).await
             }
+            BenchCommand::Portal {
+                customers,
+                years,
+                clients,
+                requests,
+            } => {
+                let bench = bench::PortalBench {
+                    customers,
+                    years,
+                    clients,
+                    requests,
+                };
+                bench::portal(settings, bench).await
+            }
             BenchCommand::Read {
                 customers,
                 years,

@@ -2,6 +2,7 @@
 
 mod architecture;
 mod bridge;
+mod browser;
 mod errors;
 mod helpers;
 mod nats;

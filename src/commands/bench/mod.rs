@@ -4,6 +4,7 @@
 
 mod bridge;
 mod import;
+mod portal;
 mod read;
 mod write;
 
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bridge::{bridge, BridgeBench};
 pub use import::import;
+pub use portal::{portal, PortalBench};
 pub use read::{read, ReadBench};
 pub use write::write;
 
@@ -163,6 +165,83 @@ async fn start_api(
         .context("the login answer has no token")?
         .to_string();
     Ok((client, address, token))
+}
+
+/// How a benchmark's requests are signed in: the API's bearer token, or the same token as the
+/// portal's session cookie.
+#[derive(Debug, Clone)]
+enum Credential {
+    Bearer(String),
+    PortalSession(String),
+}
+
+impl Credential {
+    fn header(&self) -> (&'static str, String) {
+        match self {
+            Credential::Bearer(token) => ("authorization", format!("Bearer {token}")),
+            Credential::PortalSession(token) => ("cookie", format!("ccare_session={token}")),
+        }
+    }
+}
+
+/// The body of `GET path`, as bytes (a client that parsed every answer would measure its own
+/// parsing on the same two cores as the server).
+async fn fetch(
+    client: &HttpClient,
+    address: std::net::SocketAddr,
+    credential: &Credential,
+    path: &str,
+) -> anyhow::Result<Bytes> {
+    let (name, value) = credential.header();
+    let response = client
+        .request(
+            hyper::Request::get(format!("http://{address}{path}"))
+                .header(name, value)
+                .body(Full::new(Bytes::new()))?,
+        )
+        .await?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "GET {path}: {status}");
+    Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// Concurrent clients, each sending `requests` requests one after the other.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    clients: u32,
+    requests: u32,
+}
+
+/// `load.clients` clients each GET `path` `load.requests` times: every latency, sorted, and the
+/// answer's size.
+async fn hammer(
+    client: &HttpClient,
+    address: std::net::SocketAddr,
+    credential: &Credential,
+    path: &str,
+    load: Load,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    // One request first, so no client measures a cold cache.
+    let size = fetch(client, address, credential, path).await?.len();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..load.clients {
+        let (client, path, credential) = (client.clone(), path.to_string(), credential.clone());
+        workers.spawn(async move {
+            let mut latencies = Vec::with_capacity(load.requests as usize);
+            for _ in 0..load.requests {
+                let sent = Instant::now();
+                fetch(&client, address, &credential, &path).await?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done??);
+    }
+    latencies.sort();
+    Ok((latencies, size))
 }
 
 /// The `p` quantile of `sorted` latencies, in milliseconds (NaN for none).

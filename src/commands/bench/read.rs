@@ -19,14 +19,12 @@ use anyhow::Context;
 use domain::auth::Role;
 use domain::dates::{parse_legacy_text, Quarter};
 use domain::site::SiteCode;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use projections::ProjectorRunner;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{load_average, percentile, HttpClient};
+use super::{fetch, hammer, load_average, percentile, Credential, HttpClient, Load};
 use crate::config::Settings;
 
 /// (a): the endpoints are at least this many times faster than the legacy computation.
@@ -182,7 +180,18 @@ async fn latency(
     let load_before = load_average();
     let mut slowest_p50: f64 = 0.0;
     for endpoint in ENDPOINTS {
-        let (latencies, size) = hammer(client, address, token, endpoint, bench).await?;
+        let load = Load {
+            clients: bench.clients,
+            requests: bench.requests,
+        };
+        let (latencies, size) = hammer(
+            client,
+            address,
+            &Credential::Bearer(token.to_string()),
+            endpoint,
+            load,
+        )
+        .await?;
         let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
         slowest_p50 = slowest_p50.max(p50);
         println!(
@@ -226,59 +235,14 @@ async fn get(
     path: &str,
 ) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(
-        &fetch(client, address, token, path).await?,
-    )?)
-}
-
-/// The body of `GET path`, as bytes (a client that parsed every answer would measure its own
-/// JSON parsing on the same two cores as the server).
-async fn fetch(
-    client: &HttpClient,
-    address: std::net::SocketAddr,
-    token: &str,
-    path: &str,
-) -> anyhow::Result<Bytes> {
-    let response = client
-        .request(
-            hyper::Request::get(format!("http://{address}{path}"))
-                .header("authorization", format!("Bearer {token}"))
-                .body(Full::new(Bytes::new()))?,
+        &fetch(
+            client,
+            address,
+            &Credential::Bearer(token.to_string()),
+            path,
         )
-        .await?;
-    let status = response.status();
-    anyhow::ensure!(status.is_success(), "GET {path}: {status}");
-    Ok(response.into_body().collect().await?.to_bytes())
-}
-
-/// `bench.clients` clients each GET `path` `bench.requests` times; every latency, sorted.
-async fn hammer(
-    client: &HttpClient,
-    address: std::net::SocketAddr,
-    token: &str,
-    path: &'static str,
-    bench: ReadBench,
-) -> anyhow::Result<(Vec<Duration>, usize)> {
-    // One request first, so no client measures a cold cache.
-    let size = fetch(client, address, token, path).await?.len();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..bench.clients {
-        let (client, token) = (client.clone(), token.to_string());
-        workers.spawn(async move {
-            let mut latencies = Vec::with_capacity(bench.requests as usize);
-            for _ in 0..bench.requests {
-                let sent = Instant::now();
-                fetch(&client, address, &token, path).await?;
-                latencies.push(sent.elapsed());
-            }
-            anyhow::Ok(latencies)
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(done) = workers.join_next().await {
-        latencies.extend(done??);
-    }
-    latencies.sort();
-    Ok((latencies, size))
+        .await?,
+    )?)
 }
 
 /// Per quarter: revenue and customers, as the legacy computes them (legacy-system.md §3.1).
