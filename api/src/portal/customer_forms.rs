@@ -349,6 +349,18 @@ pub(super) async fn customer(
     }
 }
 
+/// The customer of `raw`, for a user who may write customers (else the refusal to show).
+async fn writable_customer(
+    state: &AppState,
+    session: &Session,
+    raw: &str,
+) -> Result<Customer, Response> {
+    match gate(session) {
+        Some(refused) => Err(refused),
+        None => customer(state, session, raw).await,
+    }
+}
+
 /// The staff-and-role gate of the write pages: the page to answer instead, if any.
 fn gate(session: &Session) -> Option<Response> {
     if session.user.employee().is_err() {
@@ -544,10 +556,7 @@ pub(crate) async fn edit_form(
     session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = gate(&session) {
-        return refused;
-    }
-    let customer = match customer(&state, &session, &id).await {
+    let customer = match writable_customer(&state, &session, &id).await {
         Ok(customer) => customer,
         Err(page) => return page,
     };
@@ -610,10 +619,7 @@ pub(crate) async fn save(
         session,
         fields: typed,
     } = form;
-    if let Some(refused) = gate(&session) {
-        return refused;
-    }
-    let customer = match customer(&state, &session, &id).await {
+    let customer = match writable_customer(&state, &session, &id).await {
         Ok(customer) => customer,
         Err(page) => return page,
     };
@@ -1191,10 +1197,7 @@ pub(crate) async fn assign_form(
     session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = gate(&session) {
-        return refused;
-    }
-    let customer = match customer(&state, &session, &id).await {
+    let customer = match writable_customer(&state, &session, &id).await {
         Ok(customer) => customer,
         Err(page) => return page,
     };
@@ -1291,10 +1294,7 @@ pub(crate) async fn assign(
         session,
         fields: typed,
     } = form;
-    if let Some(refused) = gate(&session) {
-        return refused;
-    }
-    let customer = match customer(&state, &session, &id).await {
+    let customer = match writable_customer(&state, &session, &id).await {
         Ok(customer) => customer,
         Err(page) => return page,
     };

@@ -17,8 +17,7 @@ use adapters::acdb::AcdbLocation;
 use adapters::commands::{Conversations, Tickets};
 use adapters::inbox::PgWebhookInbox;
 use adapters::outbox::PgOutbox;
-use adapters::postgres::{self, EmbeddedPostgres};
-use anyhow::Context;
+use adapters::postgres;
 use bridge::senders::{ReplySender, Templates};
 use bridge::whatsapp::{CloudApiClient, CloudApiConfig};
 use bridge::worker::{InboxWorker, WorkerPorts, WorkerSettings};
@@ -46,17 +45,10 @@ pub struct BridgeBench {
 }
 
 pub async fn bridge(settings: Settings, bench: BridgeBench) -> anyhow::Result<()> {
-    let work = tempfile::Builder::new()
-        .prefix("ccare-bench-")
-        .tempdir()
-        .context("creating a scratch directory")?;
-    let acdb_file = work.path().join("acdb.sqlite");
-    super::generate_acdb(&acdb_file, bench.customers, 1)?;
-    let bin = postgres::find_bin_dir(settings.pg_bin.as_deref())?;
-    let cluster = EmbeddedPostgres::start(&work.path().join("postgres"), &bin).await?;
-    let result = measure(&cluster.url(), &acdb_file, bench).await;
-    cluster.stop().await?;
-    result
+    super::on_scratch(&settings, bench.customers, 1, |url, acdb_file| async move {
+        measure(&url, &acdb_file, bench).await
+    })
+    .await
 }
 
 /// When each reply reached the fake, by recipient wa_id.

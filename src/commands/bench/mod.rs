@@ -57,6 +57,33 @@ fn generate_acdb(file: &Path, customers: u32, years: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Runs `measure(url, acdb_file)` on a scratch directory holding a generated ACDB of
+/// `customers` over `years` and a private PostgreSQL cluster, stopped whatever the outcome: a
+/// benchmark never writes to a database it did not create.
+async fn on_scratch<F, Fut>(
+    settings: &crate::config::Settings,
+    customers: u32,
+    years: u32,
+    measure: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(String, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let work = tempfile::Builder::new()
+        .prefix("ccare-bench-")
+        .tempdir()
+        .context("creating a scratch directory")?;
+    let acdb_file = work.path().join("acdb.sqlite");
+    generate_acdb(&acdb_file, customers, years)?;
+    let bin = adapters::postgres::find_bin_dir(settings.pg_bin.as_deref())?;
+    let cluster =
+        adapters::postgres::EmbeddedPostgres::start(&work.path().join("postgres"), &bin).await?;
+    let result = measure(cluster.url(), acdb_file).await;
+    cluster.stop().await?;
+    result
+}
+
 /// The change capture of a benchmark: every captured table of the ACDB at `location` into the
 /// database of `pool`, polling every `poll_interval`, the audited writer's own writes claimed.
 fn capture(

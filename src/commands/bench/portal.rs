@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::acdb::AcdbLocation;
-use adapters::postgres::{self, EmbeddedPostgres};
+use adapters::postgres;
 use adapters::store::EventStore;
 use anyhow::Context;
 use domain::auth::Role;
@@ -38,17 +38,13 @@ pub struct PortalBench {
 }
 
 pub async fn portal(settings: Settings, bench: PortalBench) -> anyhow::Result<()> {
-    let work = tempfile::Builder::new()
-        .prefix("ccare-bench-")
-        .tempdir()
-        .context("creating a scratch directory")?;
-    let acdb_file = work.path().join("acdb.sqlite");
-    super::generate_acdb(&acdb_file, bench.customers, bench.years)?;
-    let bin = postgres::find_bin_dir(settings.pg_bin.as_deref())?;
-    let cluster = EmbeddedPostgres::start(&work.path().join("postgres"), &bin).await?;
-    let result = measure(&cluster.url(), &acdb_file, bench).await;
-    cluster.stop().await?;
-    result
+    super::on_scratch(
+        &settings,
+        bench.customers,
+        bench.years,
+        |url, acdb_file| async move { measure(&url, &acdb_file, bench).await },
+    )
+    .await
 }
 
 async fn measure(url: &str, acdb_file: &std::path::Path, bench: PortalBench) -> anyhow::Result<()> {
