@@ -186,6 +186,14 @@ impl ReadModels {
         customers::search(&self.pool, query, limit).await
     }
 
+    /// See [`customers::meters_of`].
+    pub async fn meters_of_customer(
+        &self,
+        customer_id: i64,
+    ) -> Result<Vec<customers::CustomerMeter>> {
+        customers::meters_of(&self.pool, customer_id).await
+    }
+
     /// See [`customers::page`].
     pub async fn customer_page(
         &self,

@@ -12,7 +12,8 @@ use chrono::NaiveDateTime;
 use maud::{html, Markup};
 
 use domain::site::SiteCode;
-use projections::customers::Customer;
+use projections::customers::{Customer, CustomerMeter};
+use projections::mutations::{Mutation, MutationFilter};
 use projections::tickets::{TicketFilter, TicketSort};
 
 use crate::routes::mutations::int_param;
@@ -21,7 +22,7 @@ use crate::AppState;
 use super::dashboard::staff_only;
 use super::pages::{self, count, document, respond, Nav};
 use super::session::Session;
-use super::tickets::status_label;
+use super::tickets::{status_label, when};
 
 /// Customers on a page of the list.
 const PAGE_SIZE: i64 = 25;
@@ -258,18 +259,15 @@ pub(super) fn may_write_customers(session: &Session) -> bool {
         .is_ok_and(|role| role.permissions().write_customers)
 }
 
-fn customer_main(
-    c: &Customer,
-    tickets: &[projections::tickets::TicketRow],
-    total: i64,
-    may_write: bool,
-) -> Markup {
+fn customer_main(c: &Customer, related: &Related<'_>, may_write: bool) -> Markup {
     let id = c.customer_id;
+    let (tickets, total) = (related.tickets, related.ticket_total);
     html! {
         p { a href="/portal/customers" { "← Search customers" } }
         h1 { "Customer " (c.customer_id) }
         nav aria-label="Customer actions" class="actions" {
             a href={ "/portal/customers/" (id) "/data" } { "Customer data" }
+            " · " a href={ "/portal/tables/tblcustomer/records/" (id) } { "Every ACDB field" }
             @if may_write {
                 " · " a href={ "/portal/customers/" (id) "/edit" } { "Edit" }
                 " · " a href={ "/portal/customers/" (id) "/assign-meter" } { "Assign a meter" }
@@ -302,6 +300,7 @@ fn customer_main(
                 }
             }
         }
+        (meters_section(related.meters))
         section aria-labelledby="tickets" {
             h2 id="tickets" { "Tickets" }
             @if tickets.is_empty() {
@@ -329,7 +328,7 @@ fn customer_main(
                                     td { (status_label(&t.status)) }
                                     td { (t.priority) }
                                     td { (t.summary) }
-                                    td { (super::tickets::when(t.opened_at)) }
+                                    td { (when(t.opened_at)) }
                                 }
                             }
                         }
@@ -337,6 +336,7 @@ fn customer_main(
                 }
             }
         }
+        (changes_section(id, related.changes, related.change_total))
     }
 }
 
@@ -368,15 +368,133 @@ pub(crate) async fn detail(
         Ok(found) => found,
         Err(error) => return pages::failure(error.into()),
     };
+    let meters = match state.read_models.meters_of_customer(id).await {
+        Ok(meters) => meters,
+        Err(error) => return pages::failure(error.into()),
+    };
+    let history = MutationFilter {
+        table: Some("tblcustomer".into()),
+        record_id: Some(id.to_string()),
+        ..MutationFilter::default()
+    };
+    let changes = match state
+        .read_models
+        .mutations(&history, CHANGES_ON_A_CUSTOMER, 0)
+        .await
+    {
+        Ok(found) => found,
+        Err(error) => return pages::failure(error.into()),
+    };
+    let related = Related {
+        tickets: &tickets,
+        ticket_total: total,
+        meters: &meters,
+        changes: &changes.0,
+        change_total: changes.1,
+    };
     respond(
         StatusCode::OK,
         document(
             &format!("Customer {id}"),
             Some(&session),
             Some(Nav::Customers),
-            customer_main(&customer, &tickets, total, may_write_customers(&session)),
+            customer_main(&customer, &related, may_write_customers(&session)),
         ),
     )
+}
+
+/// What a customer's page shows beside the customer's own fields.
+struct Related<'a> {
+    tickets: &'a [projections::tickets::TicketRow],
+    ticket_total: i64,
+    meters: &'a [CustomerMeter],
+    changes: &'a [Mutation],
+    change_total: i64,
+}
+
+/// The newest changes to a customer's row listed on their page (the audit has the rest).
+const CHANGES_ON_A_CUSTOMER: i64 = 10;
+
+fn meters_section(meters: &[CustomerMeter]) -> Markup {
+    html! {
+        section aria-labelledby="meters" {
+            h2 id="meters" { "Meters" }
+            @if meters.is_empty() {
+                p { "No meter names this customer." }
+            } @else {
+                div class="table-wrap" {
+                    table id="customer-meters" {
+                        thead {
+                            tr {
+                                th scope="col" { "Meter" }
+                                th scope="col" { "Account" }
+                                th scope="col" { "Site" }
+                                th scope="col" { "Type" }
+                                th scope="col" { "Connected" }
+                                th scope="col" { "Table" }
+                            }
+                        }
+                        tbody {
+                            @for m in meters {
+                                tr {
+                                    th scope="row" { (m.meter_id) }
+                                    td { (or_dash(m.account_number.as_deref())) }
+                                    td { (or_dash(m.community.as_deref())) }
+                                    td { (or_dash(m.customer_type.as_deref())) }
+                                    td { (day(m.connect_date)) }
+                                    td { (m.source_table) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn changes_section(customer_id: i64, changes: &[Mutation], total: i64) -> Markup {
+    html! {
+        section aria-labelledby="changes" {
+            h2 id="changes" { "Changes to this customer" }
+            @if changes.is_empty() {
+                p { "No change to this customer's row is recorded." }
+            } @else {
+                p class="muted" id="customer-change-total" {
+                    (count(total)) " recorded changes, newest first"
+                    @if total > changes.len() as i64 { " (the newest " (changes.len()) " shown)" }
+                    " · "
+                    a href={ "/portal/audit/records/tblcustomer/" (customer_id) } { "the record as of a chosen time" }
+                }
+                div class="table-wrap" {
+                    table id="customer-changes" {
+                        thead {
+                            tr {
+                                th scope="col" { "Mutation" }
+                                th scope="col" { "When" }
+                                th scope="col" { "Action" }
+                                th scope="col" { "By" }
+                                th scope="col" { "Channel" }
+                                th scope="col" { "Fields" }
+                            }
+                        }
+                        tbody {
+                            @for m in changes {
+                                tr {
+                                    th scope="row" { a href={ "/portal/mutations/" (m.id) } { (m.id) } }
+                                    td { (when(m.recorded_at)) }
+                                    td { (m.action) }
+                                    td { (m.user_name.as_deref().or(m.user_id.as_deref()).unwrap_or("–")) }
+                                    td { (m.channel) }
+                                    td { (m.changed.join(", ")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

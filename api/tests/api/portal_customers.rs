@@ -173,6 +173,56 @@ async fn the_detail_page_shows_the_fields_accounts_and_tickets() {
 }
 
 #[tokio::test]
+async fn the_detail_page_lists_the_customers_meters_and_the_changes_made_to_their_row() {
+    let app = TestApp::start_with(|acdb| {
+        two_customers(acdb);
+        acdb.execute(
+            "INSERT INTO [tblmeter] ([meterid], [accountnumber], [customer id], [community], [customer type], [customer connect date]) VALUES ('SMRSD-26-00000201', '0201MAK', 9201, 'MAK', 'HH', '2021-03-04')",
+            &[],
+        );
+    })
+    .await;
+    let token = app.employee("00606", Role::OnmTeam).await;
+    let session = signed_in(&app, "00606").await;
+    let unchanged = page(&app, "/portal/customers/9202", &session).await;
+    let edit = app
+        .put(
+            "/api/tables/tblcustomer/9201",
+            Some(&token),
+            serde_json::json!({"data": {"CITY": "Roma"}}),
+        )
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    let mutation = edit.body["mutation_id"].as_i64().unwrap();
+
+    let reply = page(&app, "/portal/customers/9201", &session).await;
+
+    let body = html(&reply);
+    assert_eq!(reply.status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(r#"<th scope="row">SMRSD-26-00000201</th><td>0201MAK</td><td>MAK</td><td>HH</td><td>2021-03-04</td><td>tblmeter</td>"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            r#"<th scope="row"><a href="/portal/mutations/{mutation}">{mutation}</a></th>"#
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("<td>UPDATE</td>") || body.contains("<td>update</td>"),
+        "{body}"
+    );
+    assert!(body.contains("<td>CITY</td>"), "{body}");
+    assert!(
+        body.contains(r#"href="/portal/audit/records/tblcustomer/9201""#),
+        "{body}"
+    );
+    let body = html(&unchanged);
+    assert!(body.contains("No meter names this customer."), "{body}");
+}
+
+#[tokio::test]
 async fn an_unknown_or_non_numeric_customer_id_gets_the_404_page() {
     let app = TestApp::start().await;
     app.add_employee("00605", Role::OnmTeam).await;
