@@ -812,7 +812,7 @@ pub async fn customer_count(pool: &PgPool) -> Result<i64> {
 }
 
 /// A meter as a customer's page lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CustomerMeter {
     pub meter_id: String,
     pub account_number: Option<String>,
@@ -825,36 +825,14 @@ pub struct CustomerMeter {
 
 /// The meters naming `customer_id`, newest connection first (undated ones last).
 pub async fn meters_of(pool: &PgPool, customer_id: i64) -> Result<Vec<CustomerMeter>> {
-    let rows: Vec<(
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<NaiveDateTime>,
-        String,
-    )> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "select meter_id, account_number, community, customer_type, connect_date, source_table
          from read_model.meters where customer_id = $1
          order by connect_date desc nulls last, source_table, meter_id",
     )
     .bind(customer_id)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(meter_id, account_number, community, customer_type, connect_date, source_table)| {
-                CustomerMeter {
-                    meter_id,
-                    account_number,
-                    community,
-                    customer_type,
-                    connect_date,
-                    source_table,
-                }
-            },
-        )
-        .collect())
+    .await?)
 }
 
 /// The account numbers of `customer_id` in the legacy resolution order (legacy-system.md §2.4):
