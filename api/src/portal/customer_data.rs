@@ -567,7 +567,7 @@ async fn data_page(
         document(
             &format!("Customer data {id}"),
             Some(session),
-            Some(Nav::Customers),
+            Some(Nav::CustomerData),
             data_main(session, &account, view, add),
         ),
     )
@@ -646,7 +646,7 @@ pub(crate) async fn lookup(
             document(
                 "Customer data",
                 Some(&session),
-                Some(Nav::Customers),
+                Some(Nav::CustomerData),
                 lookup_main(typed, problem),
             ),
         )
@@ -940,7 +940,7 @@ fn edit_page(
         document(
             &format!("Edit transaction {}", row.txn_id),
             Some(session),
-            Some(Nav::Customers),
+            Some(Nav::CustomerData),
             edit_main(session, account, row, typed, problems, notice),
         ),
     )
@@ -1086,7 +1086,7 @@ fn delete_page(
         document(
             &format!("Delete transaction {}", row.txn_id),
             Some(session),
-            Some(Nav::Customers),
+            Some(Nav::CustomerData),
             delete_main(session, account, row),
         ),
     )

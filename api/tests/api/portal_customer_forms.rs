@@ -673,6 +673,10 @@ async fn the_data_page_shows_the_api_figures_charts_and_the_transactions_sorted_
     let body = html(&first);
     assert_eq!(first.status, StatusCode::OK, "{body}");
     assert!(
+        body.contains(r#"<a href="/portal/customer-data" aria-current="page">Customer data</a>"#),
+        "{body}"
+    );
+    assert!(
         body.contains(r#"<dd id="account-number">0201MAK</dd>"#),
         "{body}"
     );
