@@ -14,7 +14,8 @@ use domain::command::CommandError;
 use domain::envelope::maseru_time;
 use domain::site::SiteCode;
 use domain::ticket::{
-    TicketChannel, TicketCommand, TicketError, TicketNumber, TicketStatus, MAX_TEXT_CHARS,
+    Category, Priority, TicketChannel, TicketCommand, TicketError, TicketNumber, TicketStatus,
+    MAX_TEXT_CHARS,
 };
 use projections::tickets::{ActiveGroup, TicketActivity, TicketDetail, TicketFilter, TicketSort};
 
@@ -80,8 +81,14 @@ fn not_found(session: &Session) -> Response {
 struct ListQuery {
     status: String,
     site: String,
+    priority: String,
+    category: String,
+    text: String,
     page: i64,
 }
+
+/// The longest text filter the list takes (a ticket's summary is shorter).
+const MAX_FILTER_TEXT_CHARS: usize = 100;
 
 impl ListQuery {
     fn given<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -96,6 +103,9 @@ impl ListQuery {
         let mut query = ListQuery {
             status: Self::given(pairs, "status").to_string(),
             site: Self::given(pairs, "site").to_ascii_uppercase(),
+            priority: Self::given(pairs, "priority").to_ascii_uppercase(),
+            category: Self::given(pairs, "category").to_ascii_lowercase(),
+            text: Self::given(pairs, "q").to_string(),
             page: 1,
         };
         let page = Self::given(pairs, "page");
@@ -115,6 +125,27 @@ impl ListQuery {
             if !query.site.is_empty() {
                 filter.site = Some(SiteCode::parse(&query.site).map_err(|e| format!("site: {e}"))?);
             }
+            if !query.priority.is_empty() {
+                filter.priority = Some(
+                    query
+                        .priority
+                        .parse::<Priority>()
+                        .map_err(|_| "priority: must be P1, P2, P3 or P4")?,
+                );
+            }
+            if !query.category.is_empty() {
+                filter.category = Some(
+                    query
+                        .category
+                        .parse::<Category>()
+                        .map_err(|_| "category: not one of the ticket categories")?,
+                );
+            }
+            if query.text.chars().count() > MAX_FILTER_TEXT_CHARS {
+                return Err(format!("q: at most {MAX_FILTER_TEXT_CHARS} characters"));
+            }
+            let text = query.text.trim();
+            filter.text = (!text.is_empty()).then(|| text.to_string());
             Ok(filter)
         })();
         (query, filter)
@@ -125,7 +156,13 @@ impl ListQuery {
         pages::list_href(
             "/portal/tickets",
             page,
-            &[("status", &self.status), ("site", &self.site)],
+            &[
+                ("status", &self.status),
+                ("site", &self.site),
+                ("priority", &self.priority),
+                ("category", &self.category),
+                ("q", &self.text),
+            ],
         )
     }
 }
@@ -184,6 +221,28 @@ fn filter_form(query: &ListQuery, error: Option<&str>) -> Markup {
                 label for="site" { "Site code" }
                 input type="text" id="site" name="site" value=(query.site) maxlength="8"
                     aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "filter-error")];
+            }
+            div class="field" {
+                label for="priority" { "Priority" }
+                select id="priority" name="priority" {
+                    option value="" selected[query.priority.is_empty()] { "Any" }
+                    @for p in Priority::ALL {
+                        option value=(p.as_str()) selected[query.priority == p.as_str()] { (p.as_str()) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="category" { "Category" }
+                select id="category" name="category" {
+                    option value="" selected[query.category.is_empty()] { "Any" }
+                    @for c in Category::ALL {
+                        option value=(c.as_str()) selected[query.category == c.as_str()] { (c.as_str()) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="ticket-text" { "Text in the number, summary or description" }
+                input type="search" id="ticket-text" name="q" value=(query.text) maxlength=(MAX_FILTER_TEXT_CHARS);
             }
             @if let Some(error) = error {
                 p class="error" id="filter-error" role="alert" { (error) }

@@ -89,6 +89,56 @@ async fn an_employee_sees_the_active_ticket_summary_and_the_list() {
 }
 
 #[tokio::test]
+async fn the_list_filters_by_priority_category_and_text_and_names_a_bad_filter() {
+    let app = TestApp::start().await;
+    let urgent = app.open_ticket("MAK", Priority::P1, None, None).await;
+    let routine = app.open_ticket("MAK", Priority::P3, None, None).await;
+    app.add_employee("00502", Role::Generic).await;
+    let session = signed_in(&app, "00502").await;
+    let listed =
+        |body: &str, n: &TicketNumber| body.contains(&format!(r#"href="/portal/tickets/{n}""#));
+
+    let p1 = page(&app, "/portal/tickets?priority=p1", &session).await;
+    let no_power = page(
+        &app,
+        "/portal/tickets?category=no-power&q=motlakase",
+        &session,
+    )
+    .await;
+    let billing = page(&app, "/portal/tickets?category=billing", &session).await;
+    let by_number = page(&app, &format!("/portal/tickets?q={routine}"), &session).await;
+    let bad_priority = page(&app, "/portal/tickets?priority=P9", &session).await;
+    let bad_category = page(&app, "/portal/tickets?category=weather", &session).await;
+
+    let body = html(&p1);
+    assert_eq!(p1.status, StatusCode::OK, "{body}");
+    assert!(listed(&body, &urgent) && !listed(&body, &routine), "{body}");
+    assert!(
+        body.contains(r#"<option value="P1" selected>P1</option>"#),
+        "{body}"
+    );
+    let body = html(&no_power);
+    assert!(listed(&body, &urgent) && listed(&body, &routine), "{body}");
+    assert!(body.contains(r#"value="motlakase""#), "{body}");
+    let body = html(&billing);
+    assert!(
+        !listed(&body, &urgent) && !listed(&body, &routine),
+        "{body}"
+    );
+    let body = html(&by_number);
+    assert!(listed(&body, &routine) && !listed(&body, &urgent), "{body}");
+    for (reply, field) in [(&bad_priority, "priority:"), (&bad_category, "category:")] {
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let body = html(reply);
+        assert!(
+            body.contains(r#"<p class="error" id="filter-error" role="alert">"#)
+                && body.contains(field),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_ticket_page_shows_the_ticket_its_activity_and_its_phone_s_messages() {
     let app = TestApp::start().await;
     let number = app
