@@ -131,3 +131,24 @@ pub(crate) async fn cached(
         Err(NotCached(response)) => response,
     }
 }
+
+/// A part of a portal page that depends only on the same read models as the analytics answers
+/// (the O&M report's figures, not the user's name or form token): computed by `compute` once
+/// per state of those read models and `key`, then served from memory, as the JSON answers are.
+pub(crate) async fn cached_html<F, Fut>(
+    state: &AppState,
+    key: &str,
+    compute: F,
+) -> Result<String, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<String, ApiError>>,
+{
+    let version = version(&state.read_models).await?;
+    let cell = state.answers.cell(&format!("portal {key}"), version);
+    let html = cell
+        .get_or_try_init(|| async { compute().await.map(Bytes::from) })
+        .await?;
+    // Only this module puts bytes in a portal cell, and always from a String.
+    Ok(String::from_utf8_lossy(html).into_owned())
+}

@@ -199,14 +199,19 @@ pub(crate) async fn page(State(state): State<AppState>, session: Session) -> Res
     if session.user.employee().is_err() {
         return staff_only(&session);
     }
-    match figures(&state).await {
-        Ok(figures) => respond(
+    // The board shows nothing of the user: built once per state of the read models.
+    let main = crate::answers::cached_html(&state, "dashboard", || async {
+        Ok(board(&figures(&state).await?).into_string())
+    })
+    .await;
+    match main {
+        Ok(main) => respond(
             StatusCode::OK,
             document(
                 "Dashboard",
                 Some(&session),
                 Some(Nav::Dashboard),
-                board(&figures),
+                maud::PreEscaped(main),
             ),
         ),
         Err(error) => pages::failure(error),

@@ -351,19 +351,27 @@ async fn for_staff(state: &AppState, session: &Session) -> Result<Financial, Res
     financial(state).await.map_err(pages::failure)
 }
 
-/// `GET /portal/financial`.
+/// `GET /portal/financial`: the page's main part is built once per state of the read models
+/// (it shows nothing of the user), as the report's is.
 pub(crate) async fn page(State(state): State<AppState>, session: Session) -> Response {
-    match for_staff(&state, &session).await {
-        Ok(financial) => respond(
+    if session.user.employee().is_err() {
+        return staff_only(&session);
+    }
+    let main = crate::answers::cached_html(&state, "financial", || async {
+        Ok(main_of(&financial(&state).await?).into_string())
+    })
+    .await;
+    match main {
+        Ok(main) => respond(
             StatusCode::OK,
             document(
                 "Financial",
                 Some(&session),
                 Some(Nav::Financial),
-                main_of(&financial),
+                maud::PreEscaped(main),
             ),
         ),
-        Err(page) => page,
+        Err(error) => pages::failure(error),
     }
 }
 

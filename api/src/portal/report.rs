@@ -986,11 +986,40 @@ pub(crate) async fn page(
     }
     let (choice, narrowing) = Choice::parse(&pairs);
     let (status, report, refusal) = match narrowing {
-        Ok(narrowing) => match report(&state, &narrowing).await {
-            Ok(report) => (StatusCode::OK, Some(report), None),
-            Err(error) => return pages::failure(error),
-        },
-        Err(refusal) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(refusal)),
+        Ok(narrowing) => {
+            // The report's main part shows nothing of the user: it is built once per state of
+            // the read models and choice, and each request only wraps it in the layout.
+            let key = format!("report {choice:?}");
+            let main = crate::answers::cached_html(&state, &key, || async {
+                let report = report(&state, &narrowing).await?;
+                Ok(report_main(
+                    &choice,
+                    Some(&report),
+                    None,
+                    &report.quarters,
+                    &report.sites,
+                )
+                .into_string())
+            })
+            .await;
+            return match main {
+                Ok(main) => respond(
+                    StatusCode::OK,
+                    document(
+                        "O&M report",
+                        Some(&session),
+                        Some(Nav::Report),
+                        maud::PreEscaped(main),
+                    ),
+                ),
+                Err(error) => pages::failure(error),
+            };
+        }
+        Err(refusal) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None::<Report>,
+            Some(refusal),
+        ),
     };
     // A refused choice still gets the lists to choose from.
     let (quarters, sites) = match &report {
